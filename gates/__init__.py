@@ -1,0 +1,1 @@
+"""Sluice's decision side: validation gates, evidence, promotion, and the delivery checks."""

@@ -1,0 +1,1 @@
+"""`sluice lint`: prove the repository is deliverable before anything is delivered."""
