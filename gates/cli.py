@@ -29,7 +29,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
     for name in VERB_MODULES:
-        importlib.import_module(name).register(sub)
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:  # TODO(integration): remove once every verb module exists
+            if exc.name and name.startswith(exc.name):
+                continue
+            raise
+        module.register(sub)
     return parser
 
 

@@ -1,0 +1,65 @@
+"""Fixtures for the Argo CD delivery checks: rendered manifests and upstream schemas.
+
+Everything is read the way Argo CD reads it: `.argocd/` and every folder an Application points at
+are rendered with the real `kubectl kustomize`, and validated against the upstream CRDs with the
+lint engineer's validator (`gates.lint.validate`), which applies Kubernetes' structural rules.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import REPO_ROOT
+
+ARGOCD_DIR = REPO_ROOT / ".argocd"
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def kustomize(path: Path) -> list[dict[str, Any]]:
+    """Render `path` with `kubectl kustomize`; a render error fails the test with kustomize's words."""
+    if shutil.which("kubectl") is None:
+        pytest.skip("kubectl not installed: cannot render kustomizations")
+    out = subprocess.run(["kubectl", "kustomize", str(path)], capture_output=True, text=True, timeout=120)
+    if out.returncode != 0:
+        pytest.fail(f"kubectl kustomize {path.relative_to(REPO_ROOT)} failed: {out.stderr.strip()}")
+    return [doc for doc in yaml.safe_load_all(out.stdout) if doc]
+
+
+@pytest.fixture(scope="session")
+def argocd_docs() -> list[dict[str, Any]]:
+    return kustomize(ARGOCD_DIR)
+
+
+@pytest.fixture(scope="session")
+def applications(argocd_docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {d["metadata"]["name"]: d for d in argocd_docs if d["kind"] == "Application"}
+
+
+@pytest.fixture(scope="session")
+def projects(argocd_docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {d["metadata"]["name"]: d for d in argocd_docs if d["kind"] == "AppProject"}
+
+
+@pytest.fixture(scope="session")
+def schemas(crds_dir: Path):
+    from gates.lint.crds import load_crds
+    from gates.lint.validate import Schemas
+
+    return Schemas(crds=load_crds(crds_dir), crds_dir=crds_dir)
+
+
+@pytest.fixture(scope="session")
+def validate(schemas):
+    """`validate(obj) -> [message]`: the upstream schema's complaints about one object."""
+    from gates.lint.validate import validate_object
+
+    def run(obj: dict[str, Any]) -> list[str]:
+        return [f"{f.rule}: {f.message}" for f in validate_object(obj, schemas) if f.severity == "error"]
+
+    return run
