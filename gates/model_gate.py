@@ -1,0 +1,274 @@
+"""The model gate: may this candidate become the challenger?
+
+It scores the candidate on the holdout (absolute accuracy, F1, ROC AUC), scores the current
+champion (found by alias in the MLflow registry) on the SAME holdout so the regression ratio
+compares like with like, serves the candidate over real HTTP to measure latency under load, and
+measures equal opportunity across the contract's sensitive attribute. Every finding is a check in
+the evidence; only unusable input (no holdout, unknown model, unreachable registry) raises.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from gates.checks.fairness import equal_opportunity, fairness_check
+from gates.checks.labels import label_key, positive_mask
+from gates.checks.latency import ServeError, latency_checks, measure_latency
+from gates.checks.quality import classification_metrics, confusion, quality_checks, regression_check
+from gates.evidence import evidence_sha256, finalize, load_evidence, new_evidence, write_evidence
+from gates.policy import load_policy, policy_record
+from ml.data.contract import Contract, coerce_to_contract, load_contract
+from ml.errors import SluiceError
+from ml.paths import git_commit
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def download_model(model_uri: str, tracking_uri: str, dst: Path) -> Path:
+    """Fetch a model's files. Registry URIs are resolved through a client bound to `tracking_uri`:
+    mlflow's download_artifacts resolves `models:/` against the *global* registry URI, which in a
+    KFP component or a test process is not necessarily the server we were given."""
+    import mlflow.artifacts
+
+    try:
+        artifact_uri = model_uri
+        if model_uri.startswith("models:/"):
+            ref = model_uri.removeprefix("models:/")
+            client = _client(tracking_uri)
+            if "@" in ref:
+                name, alias = ref.split("@", 1)
+                version = client.get_model_version_by_alias(name, alias).version
+            elif "/" in ref:
+                name, version = ref.rsplit("/", 1)
+            else:
+                name = version = None
+            if name is not None:
+                artifact_uri = client.get_model_version_download_uri(name, version)
+        return Path(
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=artifact_uri, tracking_uri=tracking_uri, dst_path=str(dst)
+            )
+        )
+    except Exception as exc:  # MLflow raises MlflowException, OSError or requests errors here
+        raise SluiceError(f"cannot download model {model_uri} from {tracking_uri}: {_one_line(exc)}") from exc
+
+
+def predict(
+    model_dir: Path, features: pd.DataFrame, positive_class: Any
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Positive-class predictions and scores. Scores need the sklearn flavour's predict_proba.
+
+    Any other flavour is scored through pyfunc, whose output is labels only: ROC AUC is then
+    recorded as not measurable rather than computed from hard labels.
+    """
+    flavors = yaml.safe_load((model_dir / "MLmodel").read_text()).get("flavors", {})
+    if "sklearn" in flavors:
+        import mlflow.sklearn
+
+        model = mlflow.sklearn.load_model(str(model_dir))
+        labels = positive_mask(pd.Series(model.predict(features)), positive_class)
+        scores = None
+        if hasattr(model, "predict_proba"):
+            keys = [label_key(c) for c in model.classes_]
+            if label_key(positive_class) in keys:
+                scores = np.asarray(model.predict_proba(features))[:, keys.index(label_key(positive_class))]
+        return labels, scores
+    import mlflow.pyfunc
+
+    output = mlflow.pyfunc.load_model(str(model_dir)).predict(features)
+    if isinstance(output, pd.DataFrame):
+        output = output.iloc[:, 0]
+    return positive_mask(pd.Series(np.asarray(output).ravel()), positive_class), None
+
+
+def _client(tracking_uri: str):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+
+def find_champion(tracking_uri: str, model_name: str, alias: str) -> Any | None:
+    """The model version holding `alias`, or None when there is none (first deployment)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return _client(tracking_uri).get_model_version_by_alias(model_name, alias)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise SluiceError(f"cannot look up alias {alias!r} of {model_name}: {_one_line(exc)}") from exc
+
+
+def _typed_holdout(holdout: pd.DataFrame, contract: Contract) -> tuple[pd.DataFrame, list[str]]:
+    if not isinstance(holdout, pd.DataFrame):
+        raise SluiceError(f"holdout must be a pandas DataFrame, got {type(holdout).__name__}")
+    typed, problems = coerce_to_contract(holdout, contract)
+    blocking = [p for p in problems if not p.startswith("unexpected column")]
+    if blocking:
+        raise SluiceError(f"holdout does not match contract {contract.name}: {blocking[0]}")
+    notes = []
+    labelled = typed[contract.label].notna()
+    if not labelled.all():
+        notes.append(f"{int((~labelled).sum())} holdout row(s) without a label were left out")
+        typed = typed[labelled]
+    if typed.empty:
+        raise SluiceError("holdout has no labelled rows to evaluate on")
+    return typed, notes
+
+
+def _frame_sha256(frame: pd.DataFrame) -> str:
+    """Content identity of an in-memory holdout: sha256 over its row hashes and column names."""
+    digest = hashlib.sha256(",".join(map(str, frame.columns)).encode())
+    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def run_model_gate(
+    model_uri: str,
+    holdout: pd.DataFrame,
+    contract: Contract | str | Path,
+    policy_path: str | Path | None = None,
+    *,
+    tracking_uri: str,
+    model_name: str,
+    champion_alias: str = "champion",
+    subject: dict | None = None,
+    out_dir: str | Path = ".",
+    stem: str = "model-evidence",
+) -> dict:
+    """Gate a candidate and write `<stem>.json/.md/.html` into out_dir; returns the evidence."""
+    contract = contract if isinstance(contract, Contract) else load_contract(contract)
+    policy = load_policy(policy_path, model_name)
+    model_policy = policy["model"]
+    typed, notes = _typed_holdout(holdout, contract)
+    features = typed[[c.name for c in contract.features]]
+    y_true = positive_mask(typed[contract.label], contract.positive_class)
+
+    with tempfile.TemporaryDirectory(prefix="sluice-model-gate-") as tmp:
+        model_dir = download_model(model_uri, tracking_uri, Path(tmp) / "candidate")
+        try:
+            y_pred, scores = predict(model_dir, features, contract.positive_class)
+        except Exception as exc:  # a model that cannot predict on its own contract's data is a bad input
+            raise SluiceError(
+                f"candidate {model_uri} cannot predict on the holdout: {_one_line(exc)}"
+            ) from exc
+        metrics = classification_metrics(y_true, y_pred, scores)
+        checks = quality_checks(metrics, model_policy["quality"])
+
+        champion_version = find_champion(tracking_uri, model_name, champion_alias)
+        champion = None
+        champion_metrics = None
+        if champion_version is not None:
+            champion_uri = f"models:/{model_name}/{champion_version.version}"
+            champion = {
+                "alias": champion_alias,
+                "version": str(champion_version.version),
+                "model_uri": champion_uri,
+            }
+            try:
+                champ_dir = download_model(champion_uri, tracking_uri, Path(tmp) / "champion")
+                champ_pred, champ_scores = predict(champ_dir, features, contract.positive_class)
+                champion_metrics = classification_metrics(y_true, champ_pred, champ_scores)
+                champion["f1"] = champion_metrics["f1"]
+            except Exception as exc:  # recorded: an unscorable champion cannot vouch for no regression
+                champion["error"] = _one_line(exc)
+        else:
+            notes.append(f"no model version of {model_name} holds alias {champion_alias!r}: first deployment")
+        checks.append(regression_check(metrics["f1"], champion, model_policy["regression"]))
+
+        latency = None
+        try:
+            latency = measure_latency(model_dir, features, model_policy["latency"])
+            failure = None
+        except ServeError as exc:
+            failure = str(exc)
+        checks += latency_checks(latency, model_policy["latency"], failure)
+
+    attribute = contract.sensitive_attribute
+    fairness = None
+    if attribute and attribute in typed.columns:
+        fairness = equal_opportunity(
+            y_true, y_pred, typed[attribute], model_policy["fairness"]["min_group_positives"]
+        )
+    checks.append(fairness_check(fairness, attribute, model_policy["fairness"]))
+
+    full_subject = {
+        "model": model_name,
+        "model_uri": model_uri,
+        "contract_sha256": contract.sha256 or None,
+        "code_commit": git_commit(),
+        **(subject or {}),
+    }
+    if not full_subject.get("holdout_sha256"):
+        full_subject["holdout_sha256"] = _frame_sha256(typed)
+        notes.append("holdout_sha256 is computed over the holdout's row hashes (no file was given)")
+    plots: dict = {
+        "confusion_matrix": {"labels": ["negative", "positive"], "matrix": confusion(y_true, y_pred)}
+    }
+    latency_record: dict = {"max_p99_ms": model_policy["latency"]["max_p99_ms"]}
+    if latency is not None:
+        plots["latency_histogram"] = latency.pop("histogram")
+        latency_record.update(latency)
+    else:
+        latency_record["failure"] = failure
+    evidence = new_evidence(
+        "model",
+        checks,
+        subject=full_subject,
+        notes=notes,
+        extra={
+            "metrics": {"candidate": metrics, "champion": champion_metrics},
+            "champion": champion,
+            "latency": latency_record,
+            "fairness": {"attribute": attribute, **(fairness or {})},
+            "plots": plots,
+            "policy": policy_record(policy),
+        },
+    )
+    finalize(evidence)
+    write_evidence(evidence, out_dir, stem)
+    return evidence
+
+
+def attach_evidence(client: Any, model_name: str, version: str | int, paths: list[str | Path]) -> str:
+    """Log evidence files to the version's run under `evidence/` and tag the version.
+
+    Tags: `sluice.evidence_sha256` (digest of the JSON bytes), `sluice.evidence_passed`
+    ("true"/"false") and `sluice.evidence_artifact` (the JSON's artifact path). Returns the digest.
+    """
+    from mlflow.exceptions import MlflowException
+
+    paths = [Path(p) for p in paths]
+    json_paths = [p for p in paths if p.suffix == ".json"]
+    if len(json_paths) != 1:
+        raise SluiceError(f"attach_evidence needs exactly one .json among {', '.join(map(str, paths))}")
+    evidence = load_evidence(json_paths[0])
+    digest = evidence_sha256(json_paths[0])
+    try:
+        mv = client.get_model_version(model_name, str(version))
+        if mv.run_id:
+            for path in paths:
+                client.log_artifact(mv.run_id, str(path), artifact_path="evidence")
+        client.set_model_version_tag(model_name, str(version), "sluice.evidence_sha256", digest)
+        client.set_model_version_tag(
+            model_name, str(version), "sluice.evidence_passed", "true" if evidence["passed"] else "false"
+        )
+        if mv.run_id:
+            client.set_model_version_tag(
+                model_name, str(version), "sluice.evidence_artifact", f"evidence/{json_paths[0].name}"
+            )
+    except MlflowException as exc:
+        raise SluiceError(
+            f"cannot attach evidence to {model_name} version {version}: {_one_line(exc)}"
+        ) from exc
+    return digest

@@ -1,0 +1,207 @@
+"""The model gate against a real MLflow server (PostgreSQL backend) with really served models.
+
+Two tiny sklearn pipelines are registered the way the training pipeline does it (holdout and
+contract logged on the run under data/): a good one and a weak one that sees only `age`. The
+first gate run is a first deployment (no champion); then the good version becomes champion and
+the weak one must fail the regression check on the same holdout.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+
+import pandas as pd
+import pytest
+
+from gates.cli import main
+from gates.evidence import load_evidence
+from ml.errors import SluiceError
+from tests.gates.conftest import CONTRACT, TEST_POLICY, make_frame, write_yaml
+
+pytestmark = pytest.mark.slow
+
+FEATURES = ["income", "age", "colour", "score"]
+
+
+def _pipeline(columns: list[str]):
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    numeric = [c for c in columns if c != "colour"]
+    parts = [("num", make_pipeline(SimpleImputer(), StandardScaler()), numeric)]
+    if "colour" in columns:
+        parts.append(("cat", OneHotEncoder(handle_unknown="ignore"), ["colour"]))
+    return make_pipeline(ColumnTransformer(parts), LogisticRegression(max_iter=500))
+
+
+@pytest.fixture(scope="module")
+def registry(mlflow_server, tmp_path_factory):
+    import mlflow
+
+    from ml.data.contract import coerce_to_contract, load_contract
+
+    work = tmp_path_factory.mktemp("model-gate")
+    contract_path = write_yaml(work / "contract.yaml", CONTRACT)
+    contract = load_contract(contract_path)
+    train, _ = coerce_to_contract(make_frame(1500, 11), contract)
+    holdout_raw = make_frame(600, 12)
+    holdout_path = work / "holdout.parquet"
+    holdout_raw.to_parquet(holdout_path)
+    y = train["default"].astype(int)
+    name = f"gate-test-{uuid.uuid4().hex[:8]}"
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(mlflow_server)
+    versions = {}
+    try:
+        for label, columns in (("good", FEATURES), ("weak", ["age"])):
+            model = _pipeline(columns).fit(train[FEATURES], y)
+            with mlflow.start_run():
+                info = mlflow.sklearn.log_model(
+                    model, name="model", registered_model_name=name, serialization_format="cloudpickle"
+                )
+                mlflow.log_artifact(str(holdout_path), "data")
+                mlflow.log_artifact(str(contract_path), "data")
+            versions[label] = str(info.registered_model_version)
+    finally:
+        mlflow.set_tracking_uri(previous)
+    from mlflow import MlflowClient
+
+    yield {
+        "url": mlflow_server,
+        "name": name,
+        "versions": versions,
+        "contract": contract,
+        "holdout": holdout_raw,
+        "holdout_sha256": hashlib.sha256(holdout_path.read_bytes()).hexdigest(),
+        "client": MlflowClient(mlflow_server, registry_uri=mlflow_server),
+        "policy": write_yaml(work / "policy.yaml", TEST_POLICY),
+    }
+
+
+def _check(evidence: dict, name: str) -> dict:
+    return next(c for c in evidence["checks"] if c["name"] == name)
+
+
+def test_first_deployment_passes_serves_the_model_and_attaches_evidence(registry, tmp_path, capsys):
+    version = registry["versions"]["good"]
+    out = tmp_path / "model-evidence.json"
+    code = main(
+        [
+            "gate",
+            "model",
+            "--model",
+            registry["name"],
+            "--version",
+            version,
+            "--tracking-uri",
+            registry["url"],
+            "--policy",
+            str(registry["policy"]),
+            "--out",
+            str(out),
+        ]
+    )
+    evidence = load_evidence(out)
+    assert code == 0, [c for c in evidence["checks"] if not c["passed"]]
+    assert "Model gate PASSED" in capsys.readouterr().out
+
+    regression = _check(evidence, "regression.f1_vs_champion")
+    assert regression["skipped"] and "first deployment" in regression["reason"]
+    assert evidence["champion"] is None
+
+    latency = evidence["latency"]
+    assert latency["requests"] == TEST_POLICY["model"]["latency"]["requests"] and latency["errors"] == 0
+    assert 0 < latency["p50_ms"] <= latency["p95_ms"] <= latency["p99_ms"] <= latency["max_ms"]
+    assert latency["throughput_rps"] > 0 and "mlflow models serve" in latency["server"]
+    assert sum(evidence["plots"]["latency_histogram"]["counts"]) == latency["requests"]
+    assert sum(map(sum, evidence["plots"]["confusion_matrix"]["matrix"])) == 600
+
+    fairness = _check(evidence, "fairness.equal_opportunity_difference")
+    assert set(fairness["details"]["tpr"]) == {"a", "b"}
+    assert evidence["subject"]["holdout_sha256"] == registry["holdout_sha256"]
+    assert evidence["subject"]["model_uri"] == f"models:/{registry['name']}/{version}"
+
+    client = registry["client"]
+    mv = client.get_model_version(registry["name"], version)
+    assert mv.tags["sluice.evidence_sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
+    assert mv.tags["sluice.evidence_passed"] == "true"
+    logged = sorted(a.path for a in client.list_artifacts(mv.run_id, "evidence"))
+    assert logged == [
+        "evidence/model-evidence.html",
+        "evidence/model-evidence.json",
+        "evidence/model-evidence.md",
+    ]
+
+
+def test_weaker_candidate_fails_regression_against_the_champion(registry, tmp_path, capsys):
+    client = registry["client"]
+    client.set_registered_model_alias(registry["name"], "champion", registry["versions"]["good"])
+    try:
+        out = tmp_path / "weak.json"
+        code = main(
+            [
+                "gate",
+                "model",
+                "--model",
+                registry["name"],
+                "--version",
+                registry["versions"]["weak"],
+                "--tracking-uri",
+                registry["url"],
+                "--policy",
+                str(registry["policy"]),
+                "--out",
+                str(out),
+            ]
+        )
+    finally:
+        client.delete_registered_model_alias(registry["name"], "champion")
+    evidence = load_evidence(out)
+    assert code == 1
+    regression = _check(evidence, "regression.f1_vs_champion")
+    assert not regression["passed"] and regression["observed"] < 0.95
+    assert regression["details"]["champion_version"] == registry["versions"]["good"]
+    assert evidence["champion"]["version"] == registry["versions"]["good"]
+    assert evidence["metrics"]["champion"]["f1"] > evidence["metrics"]["candidate"]["f1"]
+    assert "FAIL regression.f1_vs_champion" in capsys.readouterr().out
+    mv = client.get_model_version(registry["name"], registry["versions"]["weak"])
+    assert mv.tags["sluice.evidence_passed"] == "false"
+
+
+def test_unknown_version_exits_2(registry, tmp_path, capsys):
+    code = main(
+        [
+            "gate",
+            "model",
+            "--model",
+            registry["name"],
+            "--version",
+            "999",
+            "--tracking-uri",
+            registry["url"],
+            "--out",
+            str(tmp_path / "x.json"),
+        ]
+    )
+    assert code == 2 and "version 999 not found" in capsys.readouterr().err
+
+
+def test_holdout_missing_a_feature_is_an_input_error(registry, tmp_path):
+    from gates.model_gate import run_model_gate
+
+    holdout: pd.DataFrame = registry["holdout"].drop(columns=["income"])
+    with pytest.raises(SluiceError, match="missing column"):
+        run_model_gate(
+            f"models:/{registry['name']}/{registry['versions']['good']}",
+            holdout,
+            registry["contract"],
+            tracking_uri=registry["url"],
+            model_name=registry["name"],
+            subject={},
+            out_dir=tmp_path,
+        )
+    assert not (tmp_path / "model-evidence.json").exists()
