@@ -1,0 +1,1 @@
+"""Packaged demo material: the credit-default data contract (the data itself is generated)."""

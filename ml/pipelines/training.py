@@ -1,0 +1,210 @@
+"""The training pipeline: load → data gate → (pass) train candidates → select → log → model gate
+→ (pass) register `challenger`, else record the rejection.
+
+With `retrain_only_on_drift`, a data gate that passes without finding drift also skips training
+(a "no-op run": the evidence says the data was looked at and why nothing was retrained).
+
+Compiled IR is committed at `ml/pipelines/training.yaml` (see `compile_pipeline`); a test
+recompiles it and fails when it is stale. `sluice run` executes this same pipeline function with
+the KFP local runner; `sluice submit` recompiles it with the trainer image given on the command
+line and uploads it with `kfp.Client`.
+
+Caching: the deterministic steps (load, split, train, evaluate, select) cache, keyed on the
+data's sha256 and a fingerprint of the code (`code_version`), because local caching keys
+artifacts by path, not content. Steps that judge or touch the registry never cache: the data gate
+(freshness depends on the clock), logging, the model gate (the champion can change) and
+registration (the registry is the truth, not a cache entry).
+"""
+
+from pathlib import Path
+
+from kfp import compiler, dsl
+
+from ml.components.definitions import make_components
+from ml.training.candidates import (
+    DEFAULT_HOLDOUT_FRACTION,
+    DEFAULT_SEED,
+    DEFAULT_SELECTION_TOLERANCE,
+    DEFAULT_VALIDATION_FRACTION,
+)
+
+PIPELINE_NAME = "sluice-training"
+COMPILED_PATH = Path(__file__).with_name("training.yaml")
+# Image of the committed IR: python:3.11-slim, pinned by its index digest (tag 3.11-slim, as
+# referenced by public Dockerfiles in the search corpus). Only a placeholder for the IR: a
+# cluster needs an image that has Sluice installed, so `sluice submit` requires --trainer-image
+# REF@sha256:... and recompiles with it.
+DEFAULT_BASE_IMAGE = (
+    "python:3.11-slim@sha256:9c900dea9e8fb7e16277c179b555cc72d29a352dbc33cff48ad5a0412fd5bfc7"
+)
+TRAIN_CPU_REQUEST = "1"
+TRAIN_MEMORY_REQUEST = "2G"
+
+
+def build_pipeline(base_image: str = DEFAULT_BASE_IMAGE):
+    """The pipeline function, with every component on `base_image`."""
+    c = make_components(base_image)
+
+    @dsl.pipeline(
+        name=PIPELINE_NAME,
+        description="Train candidates behind a data gate and a model gate; register the best as challenger.",
+    )
+    def training_pipeline(
+        data_uri: str,
+        contract_uri: str,
+        reference_uri: str,
+        data_sha256: str,
+        reference_sha256: str,
+        contract_sha256: str,
+        model_name: str,
+        tracking_uri: str,
+        # No default on purpose: a list-of-dicts default is rendered into the IR's header comment in
+        # hash order, which would make the compiled file differ between two identical compiles.
+        # Callers pass ml.training.candidates.DEFAULT_CANDIDATES (sluice run/submit do).
+        candidates: list,
+        artifact_root: str = "",
+        policy_uri: str = "",
+        retrain_only_on_drift: bool = False,
+        run_key: str = "",
+        code_commit: str = "unknown",
+        code_version: str = "",
+        seed: int = DEFAULT_SEED,
+        validation_fraction: float = DEFAULT_VALIDATION_FRACTION,
+        holdout_fraction: float = DEFAULT_HOLDOUT_FRACTION,
+        selection_tolerance: float = DEFAULT_SELECTION_TOLERANCE,
+    ):
+        identity = {
+            "data_sha256": data_sha256,
+            "reference_sha256": reference_sha256,
+            "contract_sha256": contract_sha256,
+            "code_commit": code_commit,
+        }
+        load = c.load_snapshot(
+            data_uri=data_uri,
+            reference_uri=reference_uri,
+            contract_uri=contract_uri,
+            data_sha256=data_sha256,
+            reference_sha256=reference_sha256,
+            contract_sha256=contract_sha256,
+            code_version=code_version,
+        ).set_display_name("load")
+        contract = load.outputs["contract"]
+        data_check = (
+            c.data_gate(
+                current=load.outputs["current"],
+                reference=load.outputs["reference"],
+                contract=contract,
+                policy_uri=policy_uri,
+                retrain_only_on_drift=retrain_only_on_drift,
+            )
+            .set_display_name("data gate")
+            .set_caching_options(False)
+        )
+
+        with dsl.If(data_check.outputs["Output"] == True):  # noqa: E712 - KFP condition
+            split = c.split_snapshot(
+                current=load.outputs["current"],
+                contract=contract,
+                seed=seed,
+                validation_fraction=validation_fraction,
+                holdout_fraction=holdout_fraction,
+                code_version=code_version,
+            ).set_display_name("split")
+            with dsl.ParallelFor(candidates, name="candidates") as candidate:
+                fit = (
+                    c.train_candidate(
+                        train=split.outputs["train"],
+                        contract=contract,
+                        candidate=candidate,
+                        seed=seed,
+                        code_version=code_version,
+                    )
+                    .set_display_name("train")
+                    .set_cpu_request(TRAIN_CPU_REQUEST)
+                    .set_memory_request(TRAIN_MEMORY_REQUEST)
+                )
+                scored = c.evaluate_candidate(
+                    model=fit.outputs["model"],
+                    validation=split.outputs["validation"],
+                    contract=contract,
+                    candidate=candidate,
+                    code_version=code_version,
+                ).set_display_name("evaluate")
+            chosen = c.select_best(
+                models=dsl.Collected(fit.outputs["model"]),
+                summaries=dsl.Collected(scored.outputs["Output"]),
+                selection_tolerance=selection_tolerance,
+                code_version=code_version,
+            ).set_display_name("select")
+            logged = (
+                c.log_candidate(
+                    best_model=chosen.outputs["best_model"],
+                    holdout=split.outputs["holdout"],
+                    contract=contract,
+                    data_evidence=data_check.outputs["evidence"],
+                    best=chosen.outputs["best"],
+                    candidates=chosen.outputs["candidates"],
+                    tracking_uri=tracking_uri,
+                    artifact_root=artifact_root,
+                    model_name=model_name,
+                    run_key=run_key,
+                    seed=seed,
+                    code_version=code_version,
+                    **identity,
+                )
+                .set_display_name("log to MLflow")
+                .set_caching_options(False)
+                .set_retry(num_retries=3, backoff_duration="5s", backoff_factor=2)
+            )
+            gate = (
+                c.model_gate(
+                    model_uri=logged.outputs["model_uri"],
+                    holdout=split.outputs["holdout"],
+                    contract=contract,
+                    policy_uri=policy_uri,
+                    tracking_uri=tracking_uri,
+                    model_name=model_name,
+                    **identity,
+                )
+                .set_display_name("model gate")
+                .set_caching_options(False)
+            )
+            with dsl.If(gate.outputs["Output"] == True):  # noqa: E712
+                c.register_challenger(
+                    run_id=logged.outputs["run_id"],
+                    evidence=gate.outputs["evidence"],
+                    best=chosen.outputs["best"],
+                    holdout_metrics=logged.outputs["holdout_metrics"],
+                    tracking_uri=tracking_uri,
+                    model_name=model_name,
+                    run_key=run_key,
+                    pipeline_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+                    seed=seed,
+                    validation_fraction=validation_fraction,
+                    holdout_fraction=holdout_fraction,
+                    code_version=code_version,
+                    **identity,
+                ).set_display_name("register challenger").set_caching_options(False).set_retry(
+                    num_retries=3, backoff_duration="5s", backoff_factor=2
+                )
+            with dsl.Else():
+                c.record_rejection(
+                    run_id=logged.outputs["run_id"],
+                    evidence=gate.outputs["evidence"],
+                    tracking_uri=tracking_uri,
+                ).set_display_name("record rejection").set_caching_options(False).set_retry(
+                    num_retries=3, backoff_duration="5s", backoff_factor=2
+                )
+
+    return training_pipeline
+
+
+def compile_pipeline(package_path: str | Path = COMPILED_PATH, base_image: str = DEFAULT_BASE_IMAGE) -> Path:
+    """Compile to IR YAML. Deterministic: same code and image give the same bytes."""
+    package_path = Path(package_path)
+    compiler.Compiler().compile(build_pipeline(base_image), str(package_path))
+    return package_path
+
+
+if __name__ == "__main__":  # python -m ml.pipelines.training  → refresh the committed IR
+    print(compile_pipeline())

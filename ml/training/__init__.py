@@ -1,0 +1,1 @@
+"""Model code the pipeline components call: features from the contract, candidates, splits, metrics."""

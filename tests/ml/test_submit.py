@@ -1,0 +1,101 @@
+"""`sluice submit`: argument validation and the package it would upload (no cluster here)."""
+
+from __future__ import annotations
+
+import yaml
+
+from tests.conftest import free_port
+
+IMAGE = "registry.example.com/sluice/trainer@sha256:" + "ab" * 32
+
+
+def _args(demo_slice, **overrides):
+    args = {
+        "--host": "https://kfp.example.com",
+        "--trainer-image": IMAGE,
+        "--tracking-uri": "http://mlflow.mlflow.svc:5000",
+        "--data": demo_slice.current,
+        "--contract": demo_slice.contract,
+        "--reference": demo_slice.reference,
+        **overrides,
+    }
+    return ["submit", *[str(x) for pair in args.items() for x in pair if pair[1] is not None]]
+
+
+def test_dry_run_compiles_the_pipeline_for_the_trainer_image(sluice, demo_slice, tmp_path):
+    package = tmp_path / "pipeline.yaml"
+    result = sluice(*_args(demo_slice, **{"--package-out": package}), "--dry-run")
+    assert result.code == 0, result.err
+    assert "dry run, not submitted" in result.out
+    ir = yaml.safe_load(package.read_text())
+    images = {e["container"]["image"] for e in ir["deploymentSpec"]["executors"].values()}
+    assert images == {IMAGE}
+    assert ir["pipelineInfo"]["name"] == "sluice-training"
+
+
+def test_build_submission_passes_input_identities(demo_slice, tmp_path):
+    import argparse
+
+    from ml.data.contract import sha256_file
+    from ml.submit import build_submission
+
+    ns = argparse.Namespace(
+        host="http://kfp:8888",
+        trainer_image=IMAGE,
+        tracking_uri="http://mlflow:5000",
+        data=str(demo_slice.current),
+        contract=str(demo_slice.contract),
+        reference=str(demo_slice.reference),
+        experiment=None,
+    )
+    submission = build_submission(ns, tmp_path)
+    args = submission.arguments
+    assert args["data_sha256"] == sha256_file(demo_slice.current)
+    assert args["reference_sha256"] == sha256_file(demo_slice.reference)
+    assert args["contract_sha256"] == sha256_file(demo_slice.contract)
+    assert args["model_name"] == "credit-default" and submission.experiment == "credit-default"
+    assert [c["model_type"] for c in args["candidates"]] == [
+        "logistic_regression",
+        "decision_tree",
+        "random_forest",
+    ]
+    assert len(args["run_key"]) == 64
+    declared = yaml.safe_load(submission.package.read_text())["root"]["inputDefinitions"]["parameters"]
+    assert set(args) <= set(declared)
+    required = {k for k, v in declared.items() if not v.get("isOptional")}
+    assert required <= set(args)
+
+
+def _single_error(result, fragment):
+    assert result.code == 2
+    assert len(result.err_lines) == 1, result.err
+    assert result.err_lines[0].startswith("sluice: error: ") and fragment in result.err_lines[0]
+
+
+def test_image_must_be_pinned_by_digest(sluice, demo_slice):
+    for ref in (
+        "registry.example.com/sluice/trainer:1.0",
+        "trainer@sha256:abc",
+        "UPPER/case@sha256:" + "a" * 64,
+    ):
+        _single_error(sluice(*_args(demo_slice, **{"--trainer-image": ref}), "--dry-run"), "pinned by digest")
+
+
+def test_host_must_be_an_http_url(sluice, demo_slice):
+    _single_error(sluice(*_args(demo_slice, **{"--host": "kfp.example.com"}), "--dry-run"), "--host must be")
+
+
+def test_tracking_uri_must_be_reachable_from_pods(sluice, demo_slice):
+    result = sluice(*_args(demo_slice, **{"--tracking-uri": "sqlite:///x.db"}), "--dry-run")
+    _single_error(result, "--tracking-uri must be")
+
+
+def test_missing_data_file(sluice, demo_slice, tmp_path):
+    _single_error(
+        sluice(*_args(demo_slice, **{"--data": tmp_path / "gone.csv"}), "--dry-run"), "data file not found"
+    )
+
+
+def test_unreachable_cluster_is_a_one_line_error(sluice, demo_slice):
+    result = sluice(*_args(demo_slice, **{"--host": f"http://127.0.0.1:{free_port()}"}))
+    _single_error(result, "cannot submit to KFP at http://127.0.0.1:")
