@@ -32,6 +32,16 @@ def kustomize(path: Path) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="session")
+def lua() -> str:
+    """A Lua interpreter for the health scripts (Argo CD runs gopher-lua, Lua 5.1)."""
+    for name in ("lua5.1", "luajit", "lua5.4", "lua5.3", "lua"):
+        found = shutil.which(name)
+        if found:
+            return found
+    pytest.skip("no Lua interpreter (apt-get install lua5.4): the Argo CD health scripts are not exercised")
+
+
+@pytest.fixture(scope="session")
 def argocd_docs() -> list[dict[str, Any]]:
     return kustomize(ARGOCD_DIR)
 

@@ -11,7 +11,6 @@ Needs a Lua interpreter: Debian's `lua5.4` (or lua5.1/luajit); skipped with a re
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -61,15 +60,6 @@ def lua_literal(value: Any) -> str:
         for b in str(value).encode()
     )
     return f'"{escaped}"'
-
-
-@pytest.fixture(scope="module")
-def lua() -> str:
-    for name in ("lua5.1", "luajit", "lua5.4", "lua5.3", "lua"):
-        found = shutil.which(name)
-        if found:
-            return found
-    pytest.skip("no Lua interpreter (apt-get install lua5.4): the Argo CD health script is not exercised")
 
 
 def run_health(lua: str, obj: dict[str, Any], tmp_path: Path) -> tuple[str, str]:

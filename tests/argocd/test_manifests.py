@@ -15,8 +15,12 @@ import yaml
 from tests.argocd.conftest import ARGOCD_DIR, kustomize
 from tests.conftest import REPO_ROOT
 
-PROJECTS = ["sluice", "sluice-ci", "sluice-bootstrap"]
-HEALTH_KEY = "resource.customizations.health.serving.kserve.io_InferenceService"
+PROJECTS = ["sluice", "sluice-ci", "sluice-bootstrap", "sluice-admission"]
+# argocd-cm keys and the scripts they must carry, byte for byte.
+HEALTH_SCRIPTS = {
+    "resource.customizations.health.serving.kserve.io_InferenceService": "inferenceservice.lua",
+    "resource.customizations.health.argoproj.io_Application": "application.lua",
+}
 # Cluster-scoped built-in kinds a Sluice environment could plausibly render; CRD scopes are read
 # from the upstream CRDs themselves.
 CORE_CLUSTER_KINDS = {
@@ -84,7 +88,13 @@ def test_one_git_repository_and_revision_everywhere(argocd_docs, applications, p
 
 
 def test_every_application_points_at_a_folder_that_renders(applications) -> None:
-    assert set(applications) == {"sluice-root", "sluice-staging", "sluice-production", "sluice-ci"}
+    assert set(applications) == {
+        "sluice-root",
+        "sluice-staging",
+        "sluice-production",
+        "sluice-ci",
+        "sluice-admission",
+    }
     for name, app in applications.items():
         path = REPO_ROOT / app["spec"]["source"]["path"]
         assert path.is_dir(), f"{name}: source path {app['spec']['source']['path']} does not exist"
@@ -193,20 +203,21 @@ def test_ci_role_may_only_get_and_sync_staging(projects, applications) -> None:
         assert projects[other]["spec"].get("roles", []) == [], f"{other}: only Argo CD admins act on it"
 
 
-def test_argocd_cm_carries_exactly_the_tested_health_script(argocd_docs) -> None:
+def test_argocd_cm_carries_exactly_the_tested_health_scripts(argocd_docs) -> None:
     (cm,) = [d for d in argocd_docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "argocd-cm"]
-    assert set(cm["data"]) == {HEALTH_KEY}, "argocd-cm must carry only the health check (server-side merged)"
-    assert cm["data"][HEALTH_KEY] == (ARGOCD_DIR / "health" / "inferenceservice.lua").read_text()
+    assert set(cm["data"]) == set(HEALTH_SCRIPTS), "argocd-cm carries only health checks (server-side merged)"
+    for key, script in HEALTH_SCRIPTS.items():
+        assert cm["data"][key] == (ARGOCD_DIR / "health" / script).read_text(), key
     assert cm["metadata"]["labels"]["app.kubernetes.io/part-of"] == "argocd"
 
 
 def test_argo_cd_settings_and_projects_survive_a_prune(argocd_docs) -> None:
-    """The root app prunes; it must never prune the projects, argocd-cm or production."""
+    """The root app prunes; it must never prune the projects, argocd-cm, production or admission."""
     keep = [
         d
         for d in argocd_docs
         if d["kind"] in ("AppProject", "ConfigMap")
-        or d["metadata"]["name"] in ("sluice-production", "sluice-root")
+        or d["metadata"]["name"] in ("sluice-production", "sluice-root", "sluice-admission")
     ]
     for doc in keep:
         options = doc["metadata"].get("annotations", {}).get("argocd.argoproj.io/sync-options", "").split(",")

@@ -2,6 +2,9 @@ from __future__ import annotations
 
 import pytest
 
+# signed_images: signed serving images in a real registry, for the production promotions that the
+# finalize step test merges (the promotion tests' own session fixture, shared rather than copied).
+from tests.promotion.conftest import signed_images  # noqa: F401
 from tests.tekton.resources import tekton_resources
 
 

@@ -34,6 +34,7 @@ def test_the_agreed_tasks_exist(resources) -> None:
         "promote",
         "open-pr",
         "report-status",
+        "finalize",
     }
 
 

@@ -62,6 +62,27 @@ def test_build_account_has_no_api_access_and_only_push_credentials(resources) ->
     assert all(s["name"] != "sluice-build" for b in bindings(resources) for s in b["subjects"])
 
 
+def test_finalize_account_holds_nothing_and_calls_no_api(resources) -> None:
+    """MLflow is reached in-cluster without credentials and git is only read: nothing to hold."""
+    finalize = accounts(resources)["sluice-finalize"]
+    assert held(finalize) == set() and finalize["automountServiceAccountToken"] is False
+    assert all(s["name"] != "sluice-finalize" for b in bindings(resources) for s in b["subjects"])
+
+
+def test_the_finalize_run_cannot_write_to_git_or_the_registry(resources) -> None:
+    template = by_kind_name(resources, "TriggerTemplate", "sluice-finalize")
+    run = template["spec"]["resourcetemplates"][0]["spec"]
+    per_task = {s["pipelineTaskName"]: s["serviceAccountName"] for s in run["taskRunSpecs"]}
+    assert run["taskRunTemplate"]["serviceAccountName"] == "sluice-finalize"
+    assert per_task == {"report-success": "sluice-report", "report-failure": "sluice-report"}
+    pipeline = by_kind_name(resources, "Pipeline", "sluice-finalize")
+    used = {pt["taskRef"]["name"] for pt in pipeline["spec"]["tasks"]}
+    assert used == {"git-clone", "finalize"}
+    write_access = ("push-url", DEPLOY_KEY, "sluice-registry-push", "sluice-cosign-signing", "git push")
+    for obj in (template, pipeline, by_kind_name(resources, "Task", "finalize")):
+        assert [w for w in write_access if w in str(obj)] == [], obj["metadata"]["name"]
+
+
 def test_pull_request_account_holds_nothing(resources) -> None:
     check = accounts(resources)["sluice-check"]
     assert held(check) == set() and check["automountServiceAccountToken"] is False
@@ -97,7 +118,7 @@ def _secrets_of(task: dict) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("template", ["sluice-deliver", "sluice-check"])
+@pytest.mark.parametrize("template", ["sluice-deliver", "sluice-check", "sluice-finalize"])
 def test_each_task_runs_under_an_account_that_holds_its_secrets(resources, template: str) -> None:
     run = by_kind_name(resources, "TriggerTemplate", template)["spec"]["resourcetemplates"][0]["spec"]
     default_sa = run["taskRunTemplate"]["serviceAccountName"]

@@ -204,6 +204,21 @@ def test_binding_does_not_supply_a_required_template_param(broken) -> None:
     assert "'pr-number'" in only(check_tekton_refs(broken), "tekton-missing-param")[0].message
 
 
+def test_finalize_pipeline_params_are_checked(broken) -> None:
+    task = pipeline_task(by_kind_name(broken, "Pipeline", "sluice-finalize"), "finalize")
+    task["params"] = [p for p in task["params"] if p["name"] != "before"]
+    task["params"].append({"name": "befor", "value": "$(params.before)"})
+    problems = check_tekton_refs(broken)
+    assert "'before'" in only(problems, "tekton-missing-param")[0].message
+    assert "'befor'" in only(problems, "tekton-unknown-param")[0].message
+
+
+def test_finalize_trigger_binding_must_supply_the_range(broken) -> None:
+    binding = by_kind_name(broken, "TriggerBinding", "github-push-range")
+    binding["spec"]["params"] = [p for p in binding["spec"]["params"] if p["name"] != "git-before"]
+    assert "'git-before'" in only(check_tekton_refs(broken), "tekton-missing-param")[0].message
+
+
 def test_a_standalone_pipeline_run_is_checked() -> None:
     pipeline = {
         "apiVersion": "tekton.dev/v1",

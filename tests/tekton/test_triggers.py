@@ -14,6 +14,9 @@ from gates.lint.tekton_refs import check_tekton_refs
 from tests.tekton.resources import by_kind_name
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
+BEFORE = "89abcdef0123456789abcdef0123456789abcdef"
+PRODUCTION_OVERLAY = "apps/credit-default/overlays/production/model-version.yaml"
+STAGING_OVERLAY = "apps/credit-default/overlays/staging/model-version.yaml"
 REPO = {
     "full_name": "acme/sluice",
     "clone_url": "https://github.com/acme/sluice.git",
@@ -22,14 +25,21 @@ REPO = {
 
 
 def push(
-    ref: str = "refs/heads/main", files: tuple[str, ...] = ("ml/train.py",), deleted: bool = False
+    ref: str = "refs/heads/main",
+    files: tuple[str, ...] = ("ml/train.py",),
+    deleted: bool = False,
+    created: bool = False,
+    added: tuple[str, ...] = (),
+    removed: tuple[str, ...] = (),
 ) -> dict:
     return {
         "ref": ref,
+        "before": BEFORE,
         "after": SHA,
+        "created": created,
         "deleted": deleted,
         "repository": REPO,
-        "commits": [{"id": SHA, "added": [], "modified": list(files), "removed": []}],
+        "commits": [{"id": SHA, "added": list(added), "modified": list(files), "removed": list(removed)}],
     }
 
 
@@ -93,6 +103,45 @@ def test_push_filter(cel, resources, body: dict, expected: bool) -> None:
 
 
 @pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (push(files=(PRODUCTION_OVERLAY,)), True),
+        (push(files=(), added=("apps/fraud/overlays/production/kustomization.yaml",)), True),
+        (push(files=(PRODUCTION_OVERLAY, "gates/cli.py")), True),
+        (push(files=(STAGING_OVERLAY,)), False),
+        (push(), False),
+        (push(files=(), removed=(PRODUCTION_OVERLAY,)), False),
+        (push(files=("apps/credit-default/overlays/production-canary/x.yaml",)), False),
+        (push(files=("apps/team/credit-default/overlays/production/x.yaml",)), False),
+        (push(ref="refs/heads/promote/credit-default/v7", files=(PRODUCTION_OVERLAY,)), False),
+        (push(files=(PRODUCTION_OVERLAY,), created=True), False),
+        (push(files=(PRODUCTION_OVERLAY,), deleted=True), False),
+    ],
+    ids=[
+        "production-merge",
+        "new-production-overlay",
+        "production-and-code",
+        "staging-only",
+        "code-only",
+        "overlay-removed-only",
+        "similar-folder-name",
+        "nested-folder",
+        "review-branch",
+        "branch-created",
+        "branch-deleted",
+    ],
+)
+def test_finalize_filter(cel, resources, body: dict, expected: bool) -> None:
+    assert passes(cel, trigger(resources, "finalize-on-production-merge"), body) is expected
+
+
+def test_a_merged_production_pull_request_finalizes_and_does_not_retrain(cel, resources) -> None:
+    merged = push(files=(PRODUCTION_OVERLAY,))
+    assert passes(cel, trigger(resources, "finalize-on-production-merge"), merged)
+    assert not passes(cel, trigger(resources, "deliver-on-push-to-main"), merged)
+
+
+@pytest.mark.parametrize(
     ("action", "expected"),
     [("opened", True), ("synchronize", True), ("reopened", True), ("closed", False), ("labeled", False)],
 )
@@ -140,4 +189,15 @@ def test_pull_request_creates_a_check_run_of_the_fork_head(resources) -> None:
     assert run["spec"]["pipelineRef"]["name"] == "sluice-check"
     assert params["repo-url"] == "https://github.com/fork/sluice.git" and params["revision"] == SHA
     assert params["pr-number"] == "42" and run["metadata"]["generateName"] == "sluice-check-pr42-"
+    assert check_tekton_refs([("rendered.yaml", 1, run), *copy.deepcopy(resources)]) == []
+
+
+def test_production_merge_creates_a_finalize_run_for_the_pushed_range(resources) -> None:
+    run = render(resources, "finalize-on-production-merge", push(files=(PRODUCTION_OVERLAY,)))
+    params = {p["name"]: p["value"] for p in run["spec"]["params"]}
+    assert run["spec"]["pipelineRef"]["name"] == "sluice-finalize"
+    assert params["revision"] == SHA and params["before"] == BEFORE
+    assert params["repo-url"] == REPO["clone_url"] and params["repo-full-name"] == "acme/sluice"
+    assert REPO["ssh_url"] not in json.dumps(run), "the finalize run never learns a push URL"
+    assert "$(" not in json.dumps(run).replace("$(params.", "").replace("$(tasks.", "")
     assert check_tekton_refs([("rendered.yaml", 1, run), *copy.deepcopy(resources)]) == []
