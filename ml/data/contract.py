@@ -187,7 +187,8 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise SluiceError(f"cannot parse CSV {path}: {str(exc).strip().splitlines()[-1]}") from exc
     unnamed = [c for c in frame.columns if str(c).startswith("Unnamed:")]
     if unnamed:
-        raise SluiceError(f"CSV {path} has a header cell with no name (column {frame.columns.get_loc(unnamed[0]) + 1})")
+        position = frame.columns.get_loc(unnamed[0]) + 1
+        raise SluiceError(f"CSV {path} has a header cell with no name (column {position})")
     return frame
 
 
@@ -252,7 +253,7 @@ def coerce_to_contract(frame: pd.DataFrame, contract: Contract) -> tuple[pd.Data
                     f"(e.g. {fractional.iloc[0]!r})"
                 )
         typed[col.name] = values
-    return pd.DataFrame(typed, index=frame.index), problems
+    return pd.DataFrame(typed, index=frame.index, copy=False), problems
 
 
 def load_snapshot(data_path: str | Path, contract: Contract) -> tuple[pd.DataFrame, list[str], str]:
