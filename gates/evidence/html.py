@@ -117,6 +117,8 @@ def _model_sections(evidence: dict) -> list[str]:
     if lat.get("requests"):
         out.append(
             "<h2>Latency</h2>"
+            f"<p>Load: {escape(str(lat.get('load_description') or '—'))}. Each latency is timed from the "
+            "request's scheduled send time, so queueing behind a server that falls behind counts.</p>"
             + _kv_table(
                 [
                     (k, lat.get(k))
@@ -127,12 +129,18 @@ def _model_sections(evidence: dict) -> list[str]:
                         "p99_ms",
                         "mean_ms",
                         "max_ms",
+                        "offered_rps",
+                        "achieved_rps",
+                        "min_achieved_rps",
+                        "send_lag_p99_ms",
                         "throughput_rps",
                         "requests",
                         "concurrency",
                         "rows_per_request",
+                        "warmup_requests",
                         "errors",
                         "startup_s",
+                        "ready_wait_s",
                     )
                 ]
             )

@@ -91,13 +91,17 @@ def _model_figures(evidence: dict) -> list[str]:
     lat = evidence.get("latency") or {}
     if lat.get("requests"):
         out += [
-            "### Latency (served with the MLflow scoring server)",
+            "### Latency (candidate served over HTTP with MLflow's scoring app)",
             "",
-            "| p50 ms | p95 ms | p99 ms | throughput req/s | requests | concurrency | errors |",
-            "|---|---|---|---|---|---|---|",
+            f"Load: {_cell(lat.get('load_description'))}. Each latency is timed from the request's "
+            "scheduled send time, so queueing behind a server that falls behind counts.",
+            "",
+            "| p50 ms | p95 ms | p99 ms | max ms | offered req/s | achieved req/s | "
+            "capacity req/s (closed loop) | errors |",
+            "|---|---|---|---|---|---|---|---|",
             f"| {fmt(lat.get('p50_ms'))} | {fmt(lat.get('p95_ms'))} | {fmt(lat.get('p99_ms'))} | "
-            f"{fmt(lat.get('throughput_rps'))} | {fmt(lat.get('requests'))} | "
-            f"{fmt(lat.get('concurrency'))} | "
+            f"{fmt(lat.get('max_ms'))} | {fmt(lat.get('offered_rps'))} | {fmt(lat.get('achieved_rps'))} | "
+            f"{'—' if lat.get('throughput_rps') is None else fmt(lat['throughput_rps'])} | "
             f"{fmt(lat.get('errors'))} |",
             "",
         ]

@@ -54,27 +54,70 @@ def test_first_deployment_and_unscorable_champion():
     assert not broken["passed"] and "missing column x" in broken["reason"]
 
 
-@pytest.mark.parametrize(("p99", "passed"), [(100.0, True), (100.001, False)])
-def test_latency_p99_boundary(p99, passed):
+LATENCY = {
+    "max_p99_ms": 100,
+    "rate_rps": 50,
+    "min_achieved_fraction": 0.9,
+    "concurrency": 4,
+    "requests": 100,
+    "rows_per_request": 1,
+    "warmup_requests": 10,
+    "workers": 1,
+    "server": "sluice",
+}
+
+
+def _latency_summary(**overrides) -> dict:
     summary = {
         "p50_ms": 5.0,
         "p95_ms": 9.0,
-        "p99_ms": p99,
+        "p99_ms": 50.0,
         "mean_ms": 6.0,
         "max_ms": 120.0,
+        "offered_rps": 50.0,
+        "achieved_rps": 50.0,
+        "send_lag_p99_ms": 1.0,
         "throughput_rps": 300.0,
         "requests": 100,
         "concurrency": 4,
+        "rows_per_request": 1,
         "errors": 0,
         "error_kinds": {},
     }
-    p99_check, errors_check = latency_checks(summary, {"max_p99_ms": 100})
-    assert p99_check["passed"] is passed and errors_check["passed"]
+    return {**summary, **overrides}
+
+
+def _by_name(checks: list[dict]) -> dict:
+    return {c["name"]: c for c in checks}
+
+
+@pytest.mark.parametrize(("p99", "passed"), [(100.0, True), (100.001, False)])
+def test_latency_p99_boundary(p99, passed):
+    checks = _by_name(latency_checks(_latency_summary(p99_ms=p99), LATENCY))
+    assert checks["latency.p99_ms"]["passed"] is passed
+    assert checks["latency.achieved_rps"]["passed"] and checks["latency.errors"]["passed"]
+    reason = checks["latency.p99_ms"]["reason"]
+    assert "100 requests of 1 row offered open-loop at 50 req/s over up to 4 keep-alive connections" in reason
+    assert "scheduled send" in reason
+
+
+# 0.9 * 50 == 45.0 exactly in binary floating point, so 45.0 is the boundary itself
+@pytest.mark.parametrize(("achieved", "passed"), [(45.0, True), (44.99, False)])
+def test_achieved_rate_boundary(achieved, passed):
+    check = _by_name(latency_checks(_latency_summary(achieved_rps=achieved), LATENCY))["latency.achieved_rps"]
+    assert check["threshold"] == 45.0 and check["comparator"] == ">="
+    assert check["passed"] is passed
+    assert ("fell behind" in check["reason"]) is not passed
+
+
+def test_failed_requests_fail_the_errors_check():
+    checks = _by_name(latency_checks(_latency_summary(errors=2, error_kinds={"500": 2}), LATENCY))
+    assert not checks["latency.errors"]["passed"] and "'500': 2" in checks["latency.errors"]["reason"]
 
 
 def test_unservable_candidate_fails_latency_with_the_reason():
-    checks = latency_checks(None, {"max_p99_ms": 100}, failure="model server exited with code 1: boom")
-    assert all(not c["passed"] and "boom" in c["reason"] for c in checks)
+    checks = latency_checks(None, LATENCY, failure="model server exited with code 1: boom")
+    assert len(checks) == 3 and all(not c["passed"] and "boom" in c["reason"] for c in checks)
 
 
 def _fair_case(tpr_a: float, tpr_b: float, n: int = 100):

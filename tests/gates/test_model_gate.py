@@ -114,10 +114,18 @@ def test_first_deployment_passes_serves_the_model_and_attaches_evidence(registry
     assert evidence["champion"] is None
 
     latency = evidence["latency"]
-    assert latency["requests"] == TEST_POLICY["model"]["latency"]["requests"] and latency["errors"] == 0
+    offered = TEST_POLICY["model"]["latency"]
+    assert latency["requests"] == offered["requests"] and latency["errors"] == 0
+    assert latency["offered_rps"] == offered["rate_rps"] and latency["concurrency"] == offered["concurrency"]
     assert 0 < latency["p50_ms"] <= latency["p95_ms"] <= latency["p99_ms"] <= latency["max_ms"]
-    assert latency["throughput_rps"] > 0 and "mlflow models serve" in latency["server"]
+    # paced: the answered rate cannot exceed the offered one (n requests over >= (n - 1) / rate s)
+    n, rate = offered["requests"], offered["rate_rps"]
+    assert 0 < latency["achieved_rps"] <= n / ((n - 1) / rate)
+    assert latency["throughput_rps"] > 0 and "python -m gates.serving" in latency["server"]
+    assert latency["ready_wait_s"] <= latency["startup_s"]
     assert sum(evidence["plots"]["latency_histogram"]["counts"]) == latency["requests"]
+    assert _check(evidence, "latency.achieved_rps")["passed"]
+    assert f"open-loop at {rate} req/s" in out.with_suffix(".md").read_text()
     assert sum(map(sum, evidence["plots"]["confusion_matrix"]["matrix"])) == 600
 
     fairness = _check(evidence, "fairness.equal_opportunity_difference")

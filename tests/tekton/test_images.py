@@ -86,10 +86,12 @@ def test_final_stage_is_non_root_and_labelled(dockerfile: Path) -> None:
     assert {"REVISION=unknown", "SOURCE_URL=unknown"} <= {ins.args for ins in final if ins.keyword == "ARG"}
 
 
-def test_trainer_runs_sluice_and_serving_runs_mlflow_on_8080() -> None:
+def test_trainer_runs_sluice_and_serving_runs_the_gated_server_on_8080() -> None:
+    """The serving image must run the server the latency gate measured (gates.serving)."""
     trainer, serving = (p.read_text() for p in DOCKERFILES)
     assert 'ENTRYPOINT ["sluice"]' in trainer
-    assert "mlflow models serve" in serving and "--env-manager local" in serving
+    entrypoint = [line for line in serving.splitlines() if line.startswith("ENTRYPOINT")]
+    assert len(entrypoint) == 1 and "exec python -m gates.serving --model-uri" in entrypoint[0]
     assert "EXPOSE 8080" in serving and "MODEL_URI=/mnt/models" in serving
     for text in (trainer, serving):
         assert "uv pip install --python /opt/venv/bin/python ." in text
