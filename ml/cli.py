@@ -34,6 +34,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="train only when the data gate detects drift (otherwise a no-op run with evidence)",
     )
+    run.add_argument(
+        "--repo",
+        help="GitOps repository to promote a passing version into, as local branch "
+        "promote/<model>/staging-v<N> (default: the git work tree of the current directory)",
+    )
+    run.add_argument(
+        "--no-promote", action="store_true", help="register the passing version, but do not promote it"
+    )
     run.add_argument("--seed", type=int, default=None, help=argparse.SUPPRESS)
     run.set_defaults(func=_run)
 
@@ -52,6 +60,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     submit.add_argument("--experiment", help="KFP experiment (default: the contract's name)")
     submit.add_argument("--package-out", help="also keep the compiled package at this path")
     submit.add_argument("--dry-run", action="store_true", help="compile and validate, do not submit")
+    submit.add_argument(
+        "--wait",
+        action="store_true",
+        help="wait for the run to finish; exit 1 with the reason if it failed or registered nothing",
+    )
+    submit.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="with --wait: give up after this long (default: 3600)",
+    )
+    submit.add_argument(
+        "--version-file",
+        metavar="PATH",
+        help="with --wait: write the model version the run registered here (the number, no newline)",
+    )
     submit.set_defaults(func=_submit)
 
     data = subparsers.add_parser("data", help="data utilities")

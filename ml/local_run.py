@@ -6,6 +6,8 @@ record (no kfp, no MLflow import: an unchanged re-run takes well under two secon
 check the inputs are readable (usage errors exit 2 before anything starts), run the pipeline with
 `kfp.local.SubprocessRunner(use_venv=False)` and caching on, and read the outcome from the steps'
 markers: a gate failure exits 1 with its reason, a registered (or reused) version exits 0.
+A registered version is then promoted into the staging overlay of the repository the run happens
+in, as a commit on a local branch (`ml.promote_local`; `--repo`, `--no-promote`).
 """
 
 from __future__ import annotations
@@ -106,6 +108,26 @@ def try_fast_path(home: paths.Home, key: str, tracking_uri: str, out: TextIO) ->
     return Outcome(0, record)
 
 
+def promote(args, record: dict[str, Any], tracking_uri: str, home: paths.Home, out: TextIO) -> None:
+    """The laptop loop's last step (see ml.promote_local); updates the record with the branch."""
+    if getattr(args, "no_promote", False):
+        out.write("  not promoted (--no-promote)\n")
+        return
+    from ml.promote_local import promote_after_run
+
+    promotion = promote_after_run(
+        record,
+        repo_option=getattr(args, "repo", None),
+        tracking_uri=tracking_uri,
+        home_root=home.root,
+        out=out,
+    )
+    if promotion is not None and promotion != record.get("promotion"):
+        record["promotion"] = promotion
+        stored = {k: v for k, v in record.items() if k != "fast_path"}
+        _write_json_atomic(runkey.record_path(home.root, record["run_key"]), stored)
+
+
 def preflight(inputs: RunInputs):
     """Usage errors before any pipeline starts: broken contract, unreadable or empty files."""
     from ml.data.contract import load_contract, read_table
@@ -148,6 +170,7 @@ def prepare_tracking_store(tracking_uri: str, log: Path) -> subprocess.Popen | N
     if lock_path is None or Path(tracking_uri.removeprefix("sqlite:///")).exists():
         return None
     lock_path.parent.mkdir(parents=True, exist_ok=True)
+    log.parent.mkdir(parents=True, exist_ok=True)
     with lock_path.open("a+") as lock, log.open("ab") as err:
         fcntl.flock(lock, fcntl.LOCK_EX)
         return subprocess.Popen(
@@ -251,11 +274,13 @@ def _write_json_atomic(path: Path, doc: dict) -> None:
 
 
 def task_timings(tap) -> list[dict[str, Any]]:
-    """Per task: wall time seen by the runner, the task process's age, and the step's own work."""
+    """Per task: when it ran (offsets from the pipeline's start, to see overlap), the wall time
+    the runner saw, the task process's age when the step ended, and the step's own work."""
     return [
         {
             "task": t.name,
             "status": t.status,
+            "start_s": round(t.started - tap.opened, 3),
             "wall_s": round(t.wall, 3),
             "process_s": t.marker.get("process_s"),
             "compute_s": t.compute,
@@ -267,14 +292,22 @@ def task_timings(tap) -> list[dict[str, Any]]:
 
 def run(args, out: TextIO = sys.stdout) -> Outcome:
     started = time.perf_counter()
+    from ml.promote_local import check_repo_option
+
+    check_repo_option(getattr(args, "repo", None))
     home = paths.home(args.home).ensure()
     tracking_uri = paths.tracking_uri(home.root, args.tracking_uri)
+    # A new SQLite store needs seconds of migrations: start them on the idle core now, while this
+    # process makes, hashes and checks the inputs. (Should those checks fail, the child still
+    # completes the empty store on its own: a half-migrated store would be the worse outcome.)
+    store_init = prepare_tracking_store(tracking_uri, home.root / "logs" / "mlflow-init.log")
     inputs = resolve_inputs(args, home, out)
     params = default_params(args)
     identity = identity_for(inputs, params)
     key = runkey.run_key(identity)
     fast = try_fast_path(home, key, tracking_uri, out)
     if fast is not None:
+        promote(args, fast.record, tracking_uri, home, out)
         _write_json_atomic(
             home.root / "runs" / "last-run.json",
             {**fast.record, "fast_path": True, "wall_s": round(time.perf_counter() - started, 3)},
@@ -310,12 +343,13 @@ def run(args, out: TextIO = sys.stdout) -> Outcome:
         "selection_tolerance": params["selection_tolerance"],
         "candidates": params["candidates"],
     }
-    store_init = prepare_tracking_store(tracking_uri, log_path.with_suffix(".mlflow-init.log"))
+    prepared = time.perf_counter()
     try:
         tap = run_pipeline(arguments, home, log_path, out)
     finally:
         if store_init is not None:
             store_init.wait(timeout=120)
+    pipeline_s = time.perf_counter() - prepared
     record: dict[str, Any] = {
         "run_key": key,
         "model_name": contract.name,
@@ -326,6 +360,7 @@ def run(args, out: TextIO = sys.stdout) -> Outcome:
         "contract": str(inputs.contract),
         "log": str(log_path),
         "tasks": task_timings(tap),
+        "phases": {"prepare_s": round(prepared - started, 3), "pipeline_s": round(pipeline_s, 3)},
         "created": stamp,
     }
     record["evidence_dir"] = str(copy_evidence(tap.markers, home.evidence / key[:12]) or "") or None
@@ -379,7 +414,13 @@ def run(args, out: TextIO = sys.stdout) -> Outcome:
         out.write(f"sluice: reused version {record['version']} (same data, code and parameters)\n")
     result = finish("registered", 0)
     print_summary(record, out)
-    out.write(f"  done in {record['wall_s']:.1f} s\n")
+    promoting = time.perf_counter()
+    promote(args, record, tracking_uri, home, out)
+    if not getattr(args, "no_promote", False):
+        record["phases"]["promote_s"] = round(time.perf_counter() - promoting, 3)
+        record["wall_s"] = round(time.perf_counter() - started, 3)
+        _write_json_atomic(home.root / "runs" / "last-run.json", record)
+    out.write(f"  done in {time.perf_counter() - started:.1f} s\n")
     return result
 
 

@@ -33,8 +33,7 @@ STEP_LABELS = {
     "load-snapshot": "load",
     "data-gate": "data gate",
     "split-snapshot": "split",
-    "train-candidate": "train",
-    "evaluate-candidate": "evaluate",
+    "train-and-evaluate": "train+evaluate",
     "select-best": "select",
     "log-candidate": "log to MLflow",
     "model-gate": "model gate",
@@ -77,9 +76,7 @@ def describe(marker: dict[str, Any]) -> str:
         verdict = "passed" if marker.get("passed") else "FAILED"
         return f"{verdict}: {marker.get('reason', '')}"
     if step == "train":
-        return f"{marker.get('candidate')} (fit {marker.get('fit_seconds', 0):.2f} s)"
-    if step == "evaluate":
-        return f"{marker.get('candidate')} {metric_text}"
+        return f"{marker.get('candidate')} (fit {marker.get('fit_seconds', 0):.2f} s) {metric_text}".rstrip()
     if step == "select":
         return f"best {marker.get('best')} {metric_text}"
     if step == "split":
@@ -104,6 +101,7 @@ class ProgressTap(io.TextIOBase):
         self.log = log
         self.out = out
         self.clock = clock
+        self.opened = clock()  # offsets in timings are relative to this (just before the pipeline)
         self.tasks: list[TaskRecord] = []
         self.markers: list[dict[str, Any]] = []
         self.skipped: list[str] = []

@@ -11,12 +11,14 @@ sha256 is computed here, so the load step refuses bytes that differ from what wa
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 from urllib.parse import urlparse
 
 from ml import paths, runkey
@@ -97,30 +99,96 @@ def build_submission(args, package_dir: Path | None = None) -> Submission:
     return Submission(package, arguments, args.experiment or contract.name, f"{contract.name}-{key[:12]}")
 
 
-def submit(args) -> int:
-    with tempfile.TemporaryDirectory(prefix="sluice-submit-") as tmp:
-        submission = build_submission(args, Path(tmp))
-        if args.package_out:
-            shutil.copyfile(submission.package, args.package_out)
-            print(f"sluice: compiled {args.package_out} for image {args.trainer_image}")
-        if args.dry_run:
-            print(f"sluice: dry run, not submitted ({submission.experiment} / {submission.run_name})")
-            return 0
-        run_id = upload(args.host, submission)
-    print(f"sluice: submitted run {run_id} to {args.host} (experiment {submission.experiment})")
-    return 0
+def check_wait_options(args) -> None:
+    """Usage errors of --wait/--timeout/--version-file, before anything is compiled or submitted."""
+    wait = getattr(args, "wait", False)
+    version_file = getattr(args, "version_file", None)
+    if version_file and not wait:
+        raise SluiceError("--version-file needs --wait (the version exists only once the run has finished)")
+    if wait and args.dry_run:
+        raise SluiceError("--wait cannot be combined with --dry-run (nothing is submitted to wait for)")
+    if getattr(args, "timeout", None) is not None and args.timeout <= 0:
+        raise SluiceError(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
+    if version_file:
+        parent = Path(version_file).resolve().parent
+        if not parent.is_dir():
+            raise SluiceError(f"--version-file directory does not exist: {parent}")
 
 
-def upload(host: str, submission: Submission) -> str:
-    """The one call this machine cannot exercise against a real cluster."""
+def connect(host: str):
+    """A `kfp.Client` for the cluster; tests pass a stand-in with the same two methods instead."""
     import warnings
 
     import kfp
 
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # kfp's "works only with KFP >= 2.0.0-beta.2"
+        return kfp.Client(host=validate_host(host))
+
+
+def submit(args, connect=connect, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    check_wait_options(args)
+    with tempfile.TemporaryDirectory(prefix="sluice-submit-") as tmp:
+        submission = build_submission(args, Path(tmp))
+        if args.package_out:
+            shutil.copyfile(submission.package, args.package_out)
+            out.write(f"sluice: compiled {args.package_out} for image {args.trainer_image}\n")
+        if args.dry_run:
+            out.write(f"sluice: dry run, not submitted ({submission.experiment} / {submission.run_name})\n")
+            return 0
+        client = _connect(connect, args.host)
+        run_id = upload(client, args.host, submission)
+    out.write(f"sluice: submitted run {run_id} to {args.host} (experiment {submission.experiment})\n")
+    out.flush()
+    if not getattr(args, "wait", False):
+        return 0
+    from ml.run_outcome import await_registration
+
+    outcome = await_registration(
+        client,
+        run_id,
+        tracking_uri=args.tracking_uri,
+        model_name=submission.arguments["model_name"],
+        timeout_s=args.timeout,
+    )
+    if outcome.version is None:
+        print(f"sluice: {outcome.reason}", file=sys.stderr)
+        return 1
+    if args.version_file:
+        write_version_file(Path(args.version_file), outcome.version)
+    out.write(f"sluice: {outcome.reason}\n")
+    return 0
+
+
+def write_version_file(path: Path, version: str) -> None:
+    """The bare number, no newline (a Tekton result), replaced atomically."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(version)
+    os.replace(tmp, path)
+
+
+def _connect(connect, host: str):
+    try:
+        return connect(host)
+    except SluiceError:
+        raise
+    except Exception as exc:  # kfp raises transport and config errors of many types
+        raise SluiceError(f"cannot connect to KFP at {host}: {_first_line(exc)}") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def upload(client, host: str, submission: Submission) -> str:
+    """The one call this machine cannot exercise against a real cluster."""
+    import warnings
+
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)  # kfp's "works only with KFP >= 2.0.0-beta.2"
-            client = kfp.Client(host=validate_host(host))
+            warnings.simplefilter("ignore", FutureWarning)
             result = client.create_run_from_pipeline_package(
                 str(submission.package),
                 arguments=submission.arguments,
@@ -129,5 +197,5 @@ def upload(host: str, submission: Submission) -> str:
                 enable_caching=True,
             )
     except Exception as exc:  # kfp raises transport and API errors of many types
-        raise SluiceError(f"cannot submit to KFP at {host}: {str(exc).splitlines()[0]}") from exc
+        raise SluiceError(f"cannot submit to KFP at {host}: {_first_line(exc)}") from exc
     return result.run_id

@@ -95,36 +95,31 @@ def split_snapshot(
     )
 
 
-def train_candidate(
+def train_and_evaluate(
     train: Input[Dataset],
+    validation: Input[Dataset],
     contract: Input[Artifact],
     candidate: dict,
     seed: int,
     code_version: str,
     model: Output[Model],
-):
-    """Fit one candidate (preprocessing included, so the model takes contract-shaped rows)."""
-    from ml.components import steps
-
-    steps.train(contract.path, train.path, candidate, seed, model.path)
-    model.metadata.update({"candidate": candidate["name"], "model_type": candidate["model_type"]})
-
-
-def evaluate_candidate(
-    model: Input[Model],
-    validation: Input[Dataset],
-    contract: Input[Artifact],
-    candidate: dict,
-    code_version: str,
     metrics: Output[Metrics],
     confusion: Output[ClassificationMetrics],
 ) -> str:
-    """Accuracy, F1, ROC AUC and the confusion matrix on the validation split."""
+    """Fit one candidate (preprocessing included) and score it on the validation split.
+
+    One task, not two: a task process spends longer importing pandas, scikit-learn and skops
+    than fitting, so a separate evaluate task doubled the start-up cost of every candidate.
+    The outputs stay typed: the model, its metrics and its confusion matrix.
+    """
     import json
 
     from ml.components import steps
 
-    summary = steps.evaluate(contract.path, validation.path, model.path, candidate)
+    summary = steps.train_and_evaluate(
+        contract.path, train.path, validation.path, candidate, seed, model.path
+    )
+    model.metadata.update({"candidate": candidate["name"], "model_type": candidate["model_type"]})
     for name in ("accuracy", "f1", "roc_auc", "precision", "recall"):
         metrics.log_metric(name, summary["metrics"][name])
     confusion.log_confusion_matrix(["negative", "positive"], summary["metrics"]["confusion_matrix"])
@@ -296,19 +291,23 @@ def register_challenger(
     return version
 
 
-def record_rejection(run_id: str, evidence: Input[Artifact], tracking_uri: str):
-    """Attach the failing evidence to the run; nothing is registered."""
+def record_rejection(run_id: str, evidence: Input[Artifact], tracking_uri: str, pipeline_run_id: str):
+    """Attach the failing evidence and its reason to the run; nothing is registered."""
     from ml.components import steps
 
-    steps.record_rejection(tracking_uri=tracking_uri, run_id=run_id, evidence_dir=evidence.path)
+    steps.record_rejection(
+        tracking_uri=tracking_uri,
+        run_id=run_id,
+        evidence_dir=evidence.path,
+        pipeline_run_id=pipeline_run_id,
+    )
 
 
 COMPONENT_FUNCTIONS = (
     load_snapshot,
     data_gate,
     split_snapshot,
-    train_candidate,
-    evaluate_candidate,
+    train_and_evaluate,
     select_best,
     log_candidate,
     model_gate,

@@ -9,7 +9,7 @@ recompiles it and fails when it is stale. `sluice run` executes this same pipeli
 the KFP local runner; `sluice submit` recompiles it with the trainer image given on the command
 line and uploads it with `kfp.Client`.
 
-Caching: the deterministic steps (load, split, train, evaluate, select) cache, keyed on the
+Caching: the deterministic steps (load, split, train-and-evaluate, select) cache, keyed on the
 data's sha256 and a fingerprint of the code (`code_version`), because local caching keys
 artifacts by path, not content. Steps that judge or touch the registry never cache: the data gate
 (freshness depends on the clock), logging, the model gate (the champion can change) and
@@ -112,27 +112,21 @@ def build_pipeline(base_image: str = DEFAULT_BASE_IMAGE):
             ).set_display_name("split")
             with dsl.ParallelFor(candidates, name="candidates") as candidate:
                 fit = (
-                    c.train_candidate(
+                    c.train_and_evaluate(
                         train=split.outputs["train"],
+                        validation=split.outputs["validation"],
                         contract=contract,
                         candidate=candidate,
                         seed=seed,
                         code_version=code_version,
                     )
-                    .set_display_name("train")
+                    .set_display_name("train and evaluate")
                     .set_cpu_request(TRAIN_CPU_REQUEST)
                     .set_memory_request(TRAIN_MEMORY_REQUEST)
                 )
-                scored = c.evaluate_candidate(
-                    model=fit.outputs["model"],
-                    validation=split.outputs["validation"],
-                    contract=contract,
-                    candidate=candidate,
-                    code_version=code_version,
-                ).set_display_name("evaluate")
             chosen = c.select_best(
                 models=dsl.Collected(fit.outputs["model"]),
-                summaries=dsl.Collected(scored.outputs["Output"]),
+                summaries=dsl.Collected(fit.outputs["Output"]),
                 selection_tolerance=selection_tolerance,
                 code_version=code_version,
             ).set_display_name("select")
@@ -192,6 +186,7 @@ def build_pipeline(base_image: str = DEFAULT_BASE_IMAGE):
                     run_id=logged.outputs["run_id"],
                     evidence=gate.outputs["evidence"],
                     tracking_uri=tracking_uri,
+                    pipeline_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
                 ).set_display_name("record rejection").set_caching_options(False).set_retry(
                     num_retries=3, backoff_duration="5s", backoff_factor=2
                 )

@@ -6,7 +6,9 @@ The pipeline tests train on a 3,000 + 3,000-row slice written by the same genera
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +16,7 @@ import pytest
 
 from gates import cli
 from ml.data.demo import write_demo
+from tests.conftest import GIT_IDENTITY, REPO_ROOT, git
 
 HERE = Path(__file__).resolve().parent
 LENIENT_POLICY = HERE / "lenient-policy.yaml"
@@ -63,3 +66,41 @@ def sqlite_versions(home: Path, model: str = "credit-default") -> list[int]:
         except sqlite3.OperationalError:  # store created but not migrated yet
             return []
     return sorted(r[0] for r in rows)
+
+
+def promotion_branches(repo: Path) -> dict[str, str]:
+    """Local `promote/...` branches of a repository and their tips."""
+    out = subprocess.run(
+        ["git", "for-each-ref", "--format=%(refname:short) %(objectname)", "refs/heads/promote/"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return dict(line.split(" ", 1) for line in out.splitlines() if line.strip())
+
+
+@pytest.fixture(scope="session", autouse=True)
+def work_tree_gets_no_promotion_branch():
+    """`sluice run` promotes into the repository of the current directory by default, and pytest
+    runs from the real work tree: every run in these tests must pass --repo (a temp repository)
+    or --no-promote. This fails the session if one of them forgot."""
+    before = promotion_branches(REPO_ROOT)
+    yield
+    after = promotion_branches(REPO_ROOT)
+    assert after == before, f"a test created promotion branches in {REPO_ROOT}: {set(after) - set(before)}"
+
+
+def make_gitops_repo(base: Path) -> Path:
+    """A fresh git repository holding copies of this work tree's apps/ and clusters/ (one commit)."""
+    repo = base / "gitops"
+    repo.mkdir()
+    for folder in ("apps", "clusters"):
+        shutil.copytree(REPO_ROOT / folder, repo / folder)
+    git(repo, "init", "--quiet", "--initial-branch=main")
+    # Repository-local identity: module-scoped fixtures run before the per-test identity fixture.
+    git(repo, "config", "user.name", GIT_IDENTITY["GIT_AUTHOR_NAME"])
+    git(repo, "config", "user.email", GIT_IDENTITY["GIT_AUTHOR_EMAIL"])
+    git(repo, "add", "apps", "clusters")
+    git(repo, "commit", "--quiet", "-m", "apps and clusters")
+    return repo

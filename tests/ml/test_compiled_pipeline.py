@@ -62,7 +62,7 @@ def test_retries_only_on_registry_steps_and_resources_on_training():
     retried = {name for name, task in tasks.items() if task.get("retryPolicy")}
     assert retried == {"log-candidate", "register-challenger", "record-rejection"}
     executors = _ir()["deploymentSpec"]["executors"]
-    resources = executors["exec-train-candidate"]["container"].get("resources", {})
+    resources = executors["exec-train-and-evaluate"]["container"].get("resources", {})
     assert resources.get("cpuRequest") or resources.get("resourceCpuRequest")
     assert resources.get("memoryRequest") or resources.get("resourceMemoryRequest")
 
@@ -77,8 +77,7 @@ def test_caching_is_on_for_deterministic_steps_and_off_where_the_world_can_chang
     assert {n for n, on in caching.items() if on} == {
         "load-snapshot",
         "split-snapshot",
-        "train-candidate",
-        "evaluate-candidate",
+        "train-and-evaluate",
         "select-best",
     }
     assert {n for n, on in caching.items() if not on} == {

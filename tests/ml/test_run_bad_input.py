@@ -20,7 +20,18 @@ def home(tmp_path_factory):
 
 
 def _run(sluice, home, data, contract, reference):
-    return sluice("run", "--home", home, "--data", data, "--contract", contract, "--reference", reference)
+    return sluice(
+        "run",
+        "--home",
+        home,
+        "--data",
+        data,
+        "--contract",
+        contract,
+        "--reference",
+        reference,
+        "--no-promote",
+    )
 
 
 # ---------------------------------------------------------------------------- usage errors (2)

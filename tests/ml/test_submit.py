@@ -55,9 +55,9 @@ def test_build_submission_passes_input_identities(demo_slice, tmp_path):
     assert args["contract_sha256"] == sha256_file(demo_slice.contract)
     assert args["model_name"] == "credit-default" and submission.experiment == "credit-default"
     assert [c["model_type"] for c in args["candidates"]] == [
+        "random_forest",
         "logistic_regression",
         "decision_tree",
-        "random_forest",
     ]
     assert len(args["run_key"]) == 64
     declared = yaml.safe_load(submission.package.read_text())["root"]["inputDefinitions"]["parameters"]
@@ -98,4 +98,4 @@ def test_missing_data_file(sluice, demo_slice, tmp_path):
 
 def test_unreachable_cluster_is_a_one_line_error(sluice, demo_slice):
     result = sluice(*_args(demo_slice, **{"--host": f"http://127.0.0.1:{free_port()}"}))
-    _single_error(result, "cannot submit to KFP at http://127.0.0.1:")
+    _single_error(result, "cannot connect to KFP at http://127.0.0.1:")

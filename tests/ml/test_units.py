@@ -45,7 +45,9 @@ def test_progress_tap_prints_one_line_per_task_from_concurrent_threads():
             for piece in (line[:7], line[7:]):  # partial writes, as print() may do
                 tap.write(piece)
 
-    threads = [threading.Thread(target=feed, args=("train-candidate", name)) for name in ("lr", "rf", "dt")]
+    threads = [
+        threading.Thread(target=feed, args=("train-and-evaluate", name)) for name in ("lr", "rf", "dt")
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -56,7 +58,7 @@ def test_progress_tap_prints_one_line_per_task_from_concurrent_threads():
     lines = out.getvalue().splitlines()
     assert len(lines) == 5
     assert sorted(line.split()[-4] for line in lines[:3]) == ["dt", "lr", "rf"]
-    assert all(" train " in line and " ok " in line for line in lines[:3])
+    assert all(" train+evaluate " in line and " ok " in line for line in lines[:3])
     assert "select" in lines[3] and "cached" in lines[3]
     assert "FAILED" in lines[4] and "ValueError: boom" in lines[4]
     assert [t.status for t in tap.failures()] == ["FAILURE"]
