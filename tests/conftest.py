@@ -232,3 +232,24 @@ def _git_identity(monkeypatch: pytest.MonkeyPatch) -> None:
     """Commits made by tests (and by the code under test) need an identity on a fresh machine."""
     for key, value in GIT_IDENTITY.items():
         monkeypatch.setenv(key, value)
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_mlflow_uri() -> Iterator[None]:
+    """Keep one test's MLflow target from redirecting the next one.
+
+    `mlflow.set_tracking_uri` also writes MLFLOW_TRACKING_URI into os.environ (for subprocesses),
+    and `sluice run` honours that variable, so a test (or a module fixture) that points MLflow at
+    the server would otherwise send a later test's registrations there. Cleared before and after
+    every test, not restored: no test may depend on an inherited MLflow target.
+    """
+
+    def clear() -> None:
+        if "mlflow" in sys.modules:
+            sys.modules["mlflow"].set_tracking_uri(None)
+        for var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+            os.environ.pop(var, None)
+
+    clear()
+    yield
+    clear()

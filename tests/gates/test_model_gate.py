@@ -53,7 +53,6 @@ def registry(mlflow_server, tmp_path_factory):
     holdout_raw.to_parquet(holdout_path)
     y = train["default"].astype(int)
     name = f"gate-test-{uuid.uuid4().hex[:8]}"
-    previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(mlflow_server)
     versions = {}
     try:
@@ -67,7 +66,7 @@ def registry(mlflow_server, tmp_path_factory):
                 mlflow.log_artifact(str(contract_path), "data")
             versions[label] = str(info.registered_model_version)
     finally:
-        mlflow.set_tracking_uri(previous)
+        mlflow.set_tracking_uri(None)  # also clears MLFLOW_TRACKING_URI, which it had set
     from mlflow import MlflowClient
 
     yield {

@@ -74,7 +74,9 @@ def test_unreadable_data(sluice, tmp_path, demo_slice, content, expected):
     assert result.code == 2
     assert len(result.err_lines) == 1
     assert result.err_lines[0].startswith("sluice: error: ") and expected in result.err_lines[0]
-    assert not (tmp_path / "home" / "logs").exists()  # refused before any pipeline started
+    # Refused before any pipeline started: no run log (the background store set-up may have begun).
+    assert list((tmp_path / "home").glob("logs/run-*.log")) == []
+    assert list((tmp_path / "home").glob("runs/*")) == []
 
 
 @pytest.mark.parametrize(
