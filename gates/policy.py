@@ -8,16 +8,12 @@ sha256 of the files they came from). A per-model policy overrides any subset of 
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-import yaml
-
-from ml.errors import SluiceError
+from ml.yamlfile import first_schema_error, load_yaml_mapping
 
 SCHEMA_PATH = Path(__file__).with_name("policy.schema.json")
 POLICY_DIR = Path(__file__).with_name("policies")
@@ -30,25 +26,9 @@ def policy_schema() -> dict:
 
 
 def _read_policy_file(path: Path) -> tuple[dict, str]:
-    if not path.is_file():
-        raise SluiceError(f"policy not found: {path}")
-    raw = path.read_bytes()
-    try:
-        doc = yaml.safe_load(raw)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise SluiceError(f"policy {path} is not valid YAML{where}: {problem}") from exc
-    if not isinstance(doc, dict):
-        raise SluiceError(f"policy {path} must be a YAML mapping, got {type(doc).__name__}")
-    errors = sorted(
-        jsonschema.Draft202012Validator(policy_schema()).iter_errors(doc), key=lambda e: list(e.absolute_path)
-    )
-    if errors:
-        where = "/".join(str(p) for p in errors[0].absolute_path) or "(top level)"
-        raise SluiceError(f"policy {path} does not match its schema at {where}: {errors[0].message}")
-    return doc, hashlib.sha256(raw).hexdigest()
+    doc, digest = load_yaml_mapping(path, "policy")
+    first_schema_error(doc, policy_schema(), path, "policy")
+    return doc, digest
 
 
 def _display_path(path: Path) -> str:

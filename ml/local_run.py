@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ml import paths, runkey
+from ml.digest import sha256_file
 from ml.errors import SluiceError
 
 GATE_FAILED = 1
@@ -73,10 +74,10 @@ def resolve_inputs(args, home: paths.Home, out: TextIO) -> RunInputs:
 
 def identity_for(inputs: RunInputs, params: dict[str, Any]) -> dict[str, Any]:
     return {
-        "data_sha256": runkey.sha256_file(inputs.data),
-        "reference_sha256": runkey.sha256_file(inputs.reference),
-        "contract_sha256": runkey.sha256_file(inputs.contract),
-        "policy_sha256": runkey.sha256_file(inputs.policy) if inputs.policy else "",
+        "data_sha256": sha256_file(inputs.data),
+        "reference_sha256": sha256_file(inputs.reference),
+        "contract_sha256": sha256_file(inputs.contract),
+        "policy_sha256": sha256_file(inputs.policy) if inputs.policy else "",
         "code_commit": paths.git_commit(),
         "code_version": runkey.code_fingerprint(),
         "params": params,

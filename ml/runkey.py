@@ -37,14 +37,6 @@ NOT_TRAINING_CODE = frozenset(
 )
 
 
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def code_fingerprint(root: Path | None = None) -> str:
     """sha256 over the training-relevant source files of `ml` and `gates` (path + bytes, sorted)."""
     root = root or Path(__file__).resolve().parent.parent

@@ -22,6 +22,7 @@ from typing import Any, TextIO
 from urllib.parse import urlparse
 
 from ml import paths, runkey
+from ml.digest import sha256_file
 from ml.errors import SluiceError
 
 DIGEST_REF = re.compile(r"^[a-z0-9]+(?:[._/:-][a-z0-9]+)*(?::[\w][\w.-]{0,127})?@sha256:[0-9a-f]{64}$")
@@ -70,9 +71,9 @@ def build_submission(args, package_dir: Path | None = None) -> Submission:
             raise SluiceError(f"{role} file not found: {path}")
     contract = load_contract(files["contract"])
     identity = {
-        "data_sha256": runkey.sha256_file(files["data"]),
-        "reference_sha256": runkey.sha256_file(files["reference"]),
-        "contract_sha256": runkey.sha256_file(files["contract"]),
+        "data_sha256": sha256_file(files["data"]),
+        "reference_sha256": sha256_file(files["reference"]),
+        "contract_sha256": sha256_file(files["contract"]),
         "code_commit": paths.git_commit(),
         "code_version": runkey.code_fingerprint(),
     }

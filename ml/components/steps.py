@@ -12,7 +12,6 @@ into its progress lines and summary, and on a cluster they are ordinary, greppab
 from __future__ import annotations
 
 import atexit
-import hashlib
 import json
 import os
 import re
@@ -25,6 +24,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+from ml.digest import sha256_file
 from ml.errors import SluiceError
 
 MARKER = "::sluice::"
@@ -115,14 +115,6 @@ def step(name: str, **fields: Any) -> Iterator[dict]:
     emit(step=name, seconds=round(time.perf_counter() - started, 3), process_s=process_age(), **report)
 
 
-def sha256_of(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def only_file(directory: str | Path, pattern: str = "*") -> Path:
     """The single file inside a directory-shaped artifact (its name keeps the original suffix)."""
     found = sorted(p for p in Path(directory).glob(pattern) if p.is_file())
@@ -145,7 +137,7 @@ def load_inputs(sources: dict[str, tuple[str, str]], outputs: dict[str, str]) ->
             src = Path(uri.removeprefix("file://"))
             if not src.is_file():
                 raise SluiceError(f"{role} file not found: {src}")
-            actual = sha256_of(src)
+            actual = sha256_file(src)
             if expected and actual != expected:
                 raise SluiceError(f"{role} file {src} changed since the run started (sha256 {actual[:12]}…)")
             out_dir = Path(outputs[role])
@@ -548,7 +540,7 @@ def model_gate(
         from gates.model_gate import run_model_gate
 
         holdout_path = only_file(holdout_dir, "*.parquet")
-        subject = {**subject, "holdout_sha256": sha256_of(holdout_path)}
+        subject = {**subject, "holdout_sha256": sha256_file(holdout_path)}
         evidence = run_model_gate(
             model_uri,
             pd.read_parquet(holdout_path),
@@ -613,7 +605,7 @@ def register_challenger(
 
         client = MlflowClient()
         evidence_path = evidence_json(evidence_dir)
-        evidence_sha = sha256_of(evidence_path)
+        evidence_sha = sha256_file(evidence_path)
         for mv in _versions_of_run(client, model_name, run_id):
             if mv.tags.get("sluice.run_key") == run_key:
                 if mv.tags.get("sluice.registration_complete") != "true":  # a retry after a partial attempt
@@ -672,7 +664,7 @@ def record_rejection(*, tracking_uri: str, run_id: str, evidence_dir: str, pipel
         evidence_path = evidence_json(evidence_dir)
         client.log_artifacts(run_id, evidence_dir, artifact_path="evidence")
         client.set_tag(run_id, "sluice.evidence_passed", "false")
-        client.set_tag(run_id, "sluice.evidence_sha256", sha256_of(evidence_path))
+        client.set_tag(run_id, "sluice.evidence_sha256", sha256_file(evidence_path))
         reason = reason_line(json.loads(evidence_path.read_text()))
         client.set_tag(run_id, "sluice.evidence_reason", reason[:500])
         _mark_pipeline_run(client.set_tag, (run_id,), pipeline_run_id, "rejected")

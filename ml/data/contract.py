@@ -8,19 +8,18 @@ typed frame together with the list of contract violations for the data gate to r
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import numpy as np
 import pandas as pd
-import yaml
 
+from ml.digest import sha256_file
 from ml.errors import SluiceError
+from ml.yamlfile import first_schema_error, load_yaml_mapping
 
 SCHEMA_PATH = Path(__file__).with_name("contract.schema.json")
 NUMERIC_DTYPES = ("integer", "float")
@@ -76,26 +75,9 @@ def contract_schema() -> dict:
     return json.loads(SCHEMA_PATH.read_text())
 
 
-def sha256_file(path: str | Path) -> str:
-    """A data snapshot's identity: the sha256 of its exact bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _schema_error_line(path: Path, err: jsonschema.ValidationError) -> str:
-    where = "/".join(str(p) for p in err.absolute_path) or "(top level)"
-    return f"contract {path} does not match its schema at {where}: {err.message}"
-
-
 def parse_contract(doc: Any, path: Path, sha256: str = "") -> Contract:
     """Validate a parsed contract document and build a Contract; raises SluiceError on any flaw."""
-    validator = jsonschema.Draft202012Validator(contract_schema())
-    errors = sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))
-    if errors:
-        raise SluiceError(_schema_error_line(path, errors[0]))
+    first_schema_error(doc, contract_schema(), path, "contract")
     columns = tuple(
         Column(
             name=c["name"],
@@ -139,19 +121,8 @@ def parse_contract(doc: Any, path: Path, sha256: str = "") -> Contract:
 
 def load_contract(path: str | Path) -> Contract:
     path = Path(path)
-    if not path.is_file():
-        raise SluiceError(f"contract not found: {path}")
-    text = path.read_bytes()
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise SluiceError(f"contract {path} is not valid YAML{where}: {problem}") from exc
-    if not isinstance(doc, dict):
-        raise SluiceError(f"contract {path} must be a YAML mapping, got {type(doc).__name__}")
-    return parse_contract(doc, path, hashlib.sha256(text).hexdigest())
+    doc, digest = load_yaml_mapping(path, "contract")
+    return parse_contract(doc, path, digest)
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
