@@ -118,11 +118,14 @@ def latency_svg(edges: list[float], counts: list[int], markers: dict[str, float]
         if value is None:
             continue
         colour = "#C00" if name.startswith("limit") else "#333"
+        # Labels in the right half sit left of their line, so the limit (often at the edge) stays readable.
+        right_half = x_of(value) > PAD + plot_w / 2
+        label_x, anchor = (x_of(value) - 3, "end") if right_half else (x_of(value) + 3, "start")
         body.append(
             f'<line x1="{x_of(value):.1f}" y1="{PAD}" x2="{x_of(value):.1f}" y2="{PAD + plot_h}" '
             f'stroke="{colour}" stroke-dasharray="4 3"/>'
-            f'<text x="{x_of(value) + 3:.1f}" y="{PAD + 10 + 12 * k}" font-size="10" fill="{colour}">'
-            f"{escape(name)} {fmt(value)} ms</text>"
+            f'<text x="{label_x:.1f}" y="{PAD + 10 + 12 * k}" font-size="10" fill="{colour}" '
+            f'text-anchor="{anchor}">{escape(name)} {fmt(value)} ms</text>'
         )
     body.append(f'<text x="{PAD}" y="{HEIGHT - 8}" font-size="10">{fmt(lo)} ms</text>')
     body.append(
