@@ -304,6 +304,19 @@ class PromoteOptions:
     artifact_root: str = DEFAULT_ARTIFACT_ROOT
 
 
+def _unchanged_result(opts: PromoteOptions, cand: Candidate, branch: str) -> PromotionResult:
+    """The result before anything is applied; `changed` and the commit are filled in on success."""
+    return PromotionResult(
+        model=opts.model,
+        version=opts.version,
+        env=opts.env,
+        changed=False,
+        target_branch=branch,
+        evidence_path=cand.evidence_path,
+        report_path=cand.report_path,
+    )
+
+
 def _spec_maker(opts: PromoteOptions, cand: Candidate) -> Callable[[overlay.OverlayState | None], str]:
     mlflow_url, evidence_url = ui_links(opts.mlflow_ui_url, cand)
 
@@ -379,15 +392,7 @@ def promote(
     cand = load_candidate(
         client_for(tracking_uri), opts.model, opts.version, download_dir, opts.artifact_root
     )
-    result = PromotionResult(
-        model=opts.model,
-        version=opts.version,
-        env=opts.env,
-        changed=False,
-        target_branch=branch,
-        evidence_path=cand.evidence_path,
-        report_path=cand.report_path,
-    )
+    result = _unchanged_result(opts, cand, branch)
     make = _spec_maker(opts, cand)
     message = _promotion_message(opts, cand)
 
@@ -480,15 +485,7 @@ def promote_to_local_branch(
     uri = resolve_tracking_uri(home, tracking_uri)
     cand = load_candidate(client_for(uri), opts.model, opts.version, location.evidence, allow_local_uri=True)
     branch = promotion_branch(opts.model, f"{opts.env}-v{opts.version}")
-    result = PromotionResult(
-        model=opts.model,
-        version=opts.version,
-        env=opts.env,
-        changed=False,
-        target_branch=branch,
-        evidence_path=cand.evidence_path,
-        report_path=cand.report_path,
-    )
+    result = _unchanged_result(opts, cand, branch)
     verify = signature_verifier(opts.env, key_pem, warn=warn)
     make = _spec_maker(opts, cand)
     message = _promotion_message(opts, cand)
