@@ -149,7 +149,7 @@ def worker(rows: int, repeats: int, mode: str) -> dict:
     from gates.checks.drift import drift_all
     from gates.data_gate import evaluate_data
     from gates.evidence import write_evidence
-    from gates.policy import load_policy, policy_record
+    from gates.gate_policy import load_policy, policy_record
 
     t0 = time.perf_counter()
     reference, current, contract = make_frames(rows)

@@ -1,6 +1,6 @@
 """How long `sluice lint` takes on the whole repository (target: ≤ 3 s on a 2-core machine).
 
-Measured end to end as users run it (a fresh `python -m gates.cli lint` process: interpreter start,
+Measured end to end as users run it (a fresh `python -m sluice lint` process: interpreter start,
 imports, rendering every kustomization with kubectl, hadolint, tekton-lint if installed), once with
 an empty CRD schema cache and then warm (median of N runs).
 
@@ -38,7 +38,7 @@ def lint_once(env: dict[str, str]) -> tuple[float, float, dict]:
     cpu_before = _children_cpu()
     started = time.perf_counter()
     out = subprocess.run(
-        [sys.executable, "-m", "gates.cli", "lint", "--format", "json"],
+        [sys.executable, "-m", "sluice", "lint", "--format", "json"],
         cwd=REPO,
         env=env,
         capture_output=True,

@@ -40,7 +40,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def sluice_run(home: Path, env: dict, policy: str | None, repo: Path | None) -> tuple[float, int, dict]:
-    cmd = [sys.executable, "-m", "gates.cli", "run", "--home", str(home)]
+    cmd = [sys.executable, "-m", "sluice", "run", "--home", str(home)]
     cmd += ["--repo", str(repo)] if repo else ["--no-promote"]
     if policy:
         cmd += ["--policy", policy]

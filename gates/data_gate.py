@@ -25,9 +25,9 @@ from gates.checks.data_quality import (
 from gates.checks.drift import drift_all
 from gates.checks.result import make_check
 from gates.evidence import finalize, new_evidence, write_evidence
-from gates.policy import load_policy, policy_record
+from gates.gate_policy import load_policy, policy_record
 from ml.data.contract import Contract, coerce_to_contract, load_contract, read_table, sha256_file
-from ml.paths import git_commit
+from sluice.git import code_commit
 
 
 def _drift_checks(name: str, result: dict, policy: dict) -> list[dict]:
@@ -252,7 +252,7 @@ def run_data_gate(
         "data_sha256": sha256_file(current_path),
         "reference_sha256": sha256_file(reference_path),
         "contract_sha256": contract.sha256,
-        "code_commit": git_commit(),
+        "code_commit": code_commit(),
         "data_path": str(current_path),
         "reference_path": str(reference_path),
         "contract_path": str(contract_path),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,44 +30,13 @@ from gates.checks.latency import (
 )
 from gates.checks.quality import classification_metrics, confusion, quality_checks, regression_check
 from gates.evidence import evidence_sha256, finalize, load_evidence, new_evidence, write_evidence
-from gates.policy import load_policy, policy_record
+from gates.gate_policy import load_policy, policy_record
 from ml.data.contract import Contract, coerce_to_contract, load_contract
-from ml.errors import SluiceError
-from ml.paths import git_commit
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
-
-def download_model(model_uri: str, tracking_uri: str, dst: Path) -> Path:
-    """Fetch a model's files. Registry URIs are resolved through a client bound to `tracking_uri`:
-    mlflow's download_artifacts resolves `models:/` against the *global* registry URI, which in a
-    KFP component or a test process is not necessarily the server we were given."""
-    import mlflow.artifacts
-
-    try:
-        artifact_uri = model_uri
-        if model_uri.startswith("models:/"):
-            ref = model_uri.removeprefix("models:/")
-            client = _client(tracking_uri)
-            if "@" in ref:
-                name, alias = ref.split("@", 1)
-                version = client.get_model_version_by_alias(name, alias).version
-            elif "/" in ref:
-                name, version = ref.rsplit("/", 1)
-            else:
-                name = version = None
-            if name is not None:
-                artifact_uri = client.get_model_version_download_uri(name, version)
-        return Path(
-            mlflow.artifacts.download_artifacts(
-                artifact_uri=artifact_uri, tracking_uri=tracking_uri, dst_path=str(dst)
-            )
-        )
-    except Exception as exc:  # MLflow raises MlflowException, OSError or requests errors here
-        raise SluiceError(f"cannot download model {model_uri} from {tracking_uri}: {_one_line(exc)}") from exc
+from ml.registry.client import one_line
+from ml.registry.models import download_model, find_alias
+from sluice import tags
+from sluice.errors import SluiceError
+from sluice.git import code_commit
 
 
 def predict(
@@ -97,24 +67,6 @@ def predict(
     return positive_mask(pd.Series(np.asarray(output).ravel()), positive_class), None
 
 
-def _client(tracking_uri: str):
-    from mlflow import MlflowClient
-
-    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-
-
-def find_champion(tracking_uri: str, model_name: str, alias: str) -> Any | None:
-    """The model version holding `alias`, or None when there is none (first deployment)."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return _client(tracking_uri).get_model_version_by_alias(model_name, alias)
-    except MlflowException as exc:
-        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE"):
-            return None
-        raise SluiceError(f"cannot look up alias {alias!r} of {model_name}: {_one_line(exc)}") from exc
-
-
 def _typed_holdout(holdout: pd.DataFrame, contract: Contract) -> tuple[pd.DataFrame, list[str]]:
     if not isinstance(holdout, pd.DataFrame):
         raise SluiceError(f"holdout must be a pandas DataFrame, got {type(holdout).__name__}")
@@ -137,6 +89,20 @@ def _frame_sha256(frame: pd.DataFrame) -> str:
     digest = hashlib.sha256(",".join(map(str, frame.columns)).encode())
     digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
     return digest.hexdigest()
+
+
+@dataclass
+class Judged:
+    """What the gate found, gathered while the candidate is served, before evidence is written."""
+
+    checks: list[dict]
+    notes: list[str]
+    metrics: dict
+    y_pred: Any
+    champion: dict | None = None
+    champion_metrics: dict | None = None
+    latency: dict | None = None
+    latency_failure: str | None = None
 
 
 def run_model_gate(
@@ -166,100 +132,104 @@ def run_model_gate(
         # only waits for /ping, so its start-up (3-4 s here) overlaps the work below.
         latency_policy = model_policy["latency"]
         with model_server(model_dir, latency_policy["workers"], latency_policy["server"]) as server:
+            judged = _judge_quality(model_uri, model_dir, features, y_true, contract, model_policy, notes)
+            _judge_regression(
+                judged, Path(tmp), features, y_true, contract, model_policy, tracking_uri, model_name,
+                champion_alias,
+            )
             try:
-                y_pred, scores = predict(model_dir, features, contract.positive_class)
-            except Exception as exc:  # a model that cannot predict on its own contract's data is a bad input
-                raise SluiceError(
-                    f"candidate {model_uri} cannot predict on the holdout: {_one_line(exc)}"
-                ) from exc
-            metrics = classification_metrics(y_true, y_pred, scores)
-            checks = quality_checks(metrics, model_policy["quality"])
-
-            champion_version = find_champion(tracking_uri, model_name, champion_alias)
-            champion = None
-            champion_metrics = None
-            if champion_version is not None:
-                champion_uri = f"models:/{model_name}/{champion_version.version}"
-                champion = {
-                    "alias": champion_alias,
-                    "version": str(champion_version.version),
-                    "model_uri": champion_uri,
-                }
-                try:
-                    champ_dir = download_model(champion_uri, tracking_uri, Path(tmp) / "champion")
-                    champ_pred, champ_scores = predict(champ_dir, features, contract.positive_class)
-                    champion_metrics = classification_metrics(y_true, champ_pred, champ_scores)
-                    champion["f1"] = champion_metrics["f1"]
-                except Exception as exc:  # recorded: an unscorable champion cannot vouch for no regression
-                    champion["error"] = _one_line(exc)
-            else:
-                notes.append(
-                    f"no model version of {model_name} holds alias {champion_alias!r}: first deployment"
-                )
-            checks.append(regression_check(metrics["f1"], champion, model_policy["regression"]))
-
-            latency = None
-            try:
-                latency = measure_latency(server, features, latency_policy)
-                failure = None
+                judged.latency = measure_latency(server, features, latency_policy)
             except ServeError as exc:
-                failure = str(exc)
-            checks += latency_checks(latency, latency_policy, failure)
+                judged.latency_failure = str(exc)
+            judged.checks += latency_checks(judged.latency, latency_policy, judged.latency_failure)
 
     attribute = contract.sensitive_attribute
     fairness = None
     if attribute and attribute in typed.columns:
         fairness = equal_opportunity(
-            y_true, y_pred, typed[attribute], model_policy["fairness"]["min_group_positives"]
+            y_true, judged.y_pred, typed[attribute], model_policy["fairness"]["min_group_positives"]
         )
-    checks.append(fairness_check(fairness, attribute, model_policy["fairness"]))
-
+    judged.checks.append(fairness_check(fairness, attribute, model_policy["fairness"]))
     full_subject = {
         "model": model_name,
         "model_uri": model_uri,
         "contract_sha256": contract.sha256 or None,
-        "code_commit": git_commit(),
+        "code_commit": code_commit(),
         **(subject or {}),
     }
     if not full_subject.get("holdout_sha256"):
         full_subject["holdout_sha256"] = _frame_sha256(typed)
         notes.append("holdout_sha256 is computed over the holdout's row hashes (no file was given)")
+    evidence = _evidence(judged, full_subject, y_true, fairness, attribute, policy)
+    finalize(evidence)
+    write_evidence(evidence, out_dir, stem)
+    return evidence
+
+
+def _judge_quality(model_uri, model_dir, features, y_true, contract, model_policy, notes) -> Judged:
+    try:
+        y_pred, scores = predict(model_dir, features, contract.positive_class)
+    except Exception as exc:  # a model that cannot predict on its own contract's data is a bad input
+        raise SluiceError(f"candidate {model_uri} cannot predict on the holdout: {one_line(exc)}") from exc
+    metrics = classification_metrics(y_true, y_pred, scores)
+    return Judged(quality_checks(metrics, model_policy["quality"]), notes, metrics, y_pred)
+
+
+def _judge_regression(
+    judged: Judged, tmp: Path, features, y_true, contract, model_policy, tracking_uri, model_name, alias
+) -> None:
+    """Score the champion on the SAME holdout, so the ratio compares like with like."""
+    version = find_alias(tracking_uri, model_name, alias)
+    if version is None:
+        judged.notes.append(f"no model version of {model_name} holds alias {alias!r}: first deployment")
+    else:
+        uri = f"models:/{model_name}/{version.version}"
+        judged.champion = {"alias": alias, "version": str(version.version), "model_uri": uri}
+        try:
+            champ_dir = download_model(uri, tracking_uri, tmp / "champion")
+            champ_pred, champ_scores = predict(champ_dir, features, contract.positive_class)
+            judged.champion_metrics = classification_metrics(y_true, champ_pred, champ_scores)
+            judged.champion["f1"] = judged.champion_metrics["f1"]
+        except Exception as exc:  # recorded: an unscorable champion cannot vouch for no regression
+            judged.champion["error"] = one_line(exc)
+    judged.checks.append(regression_check(judged.metrics["f1"], judged.champion, model_policy["regression"]))
+
+
+def _evidence(judged: Judged, subject: dict, y_true, fairness, attribute, policy) -> dict:
+    model_policy = policy["model"]
     plots: dict = {
-        "confusion_matrix": {"labels": ["negative", "positive"], "matrix": confusion(y_true, y_pred)}
+        "confusion_matrix": {"labels": ["negative", "positive"], "matrix": confusion(y_true, judged.y_pred)}
     }
     latency_record: dict = {
         "max_p99_ms": model_policy["latency"]["max_p99_ms"],
         "load_description": describe_load(model_policy["latency"]),
     }
-    if latency is not None:
-        plots["latency_histogram"] = latency.pop("histogram")
-        latency_record.update(latency)
+    if judged.latency is not None:
+        plots["latency_histogram"] = judged.latency.pop("histogram")
+        latency_record.update(judged.latency)
     else:
-        latency_record["failure"] = failure
-    evidence = new_evidence(
+        latency_record["failure"] = judged.latency_failure
+    return new_evidence(
         "model",
-        checks,
-        subject=full_subject,
-        notes=notes,
+        judged.checks,
+        subject=subject,
+        notes=judged.notes,
         extra={
-            "metrics": {"candidate": metrics, "champion": champion_metrics},
-            "champion": champion,
+            "metrics": {"candidate": judged.metrics, "champion": judged.champion_metrics},
+            "champion": judged.champion,
             "latency": latency_record,
             "fairness": {"attribute": attribute, **(fairness or {})},
             "plots": plots,
             "policy": policy_record(policy),
         },
     )
-    finalize(evidence)
-    write_evidence(evidence, out_dir, stem)
-    return evidence
 
 
 def attach_evidence(client: Any, model_name: str, version: str | int, paths: list[str | Path]) -> str:
     """Log evidence files to the version's run under `evidence/` and tag the version.
 
-    Tags: `sluice.evidence_sha256` (digest of the JSON bytes), `sluice.evidence_passed`
-    ("true"/"false") and `sluice.evidence_artifact` (the JSON's artifact path). Returns the digest.
+    Tags (`sluice.tags`): EVIDENCE_SHA256 (digest of the JSON bytes), EVIDENCE_PASSED
+    ("true"/"false") and EVIDENCE_ARTIFACT (the JSON's artifact path). Returns the digest.
     """
     from mlflow.exceptions import MlflowException
 
@@ -274,16 +244,16 @@ def attach_evidence(client: Any, model_name: str, version: str | int, paths: lis
         if mv.run_id:
             for path in paths:
                 client.log_artifact(mv.run_id, str(path), artifact_path="evidence")
-        client.set_model_version_tag(model_name, str(version), "sluice.evidence_sha256", digest)
+        client.set_model_version_tag(model_name, str(version), tags.EVIDENCE_SHA256, digest)
         client.set_model_version_tag(
-            model_name, str(version), "sluice.evidence_passed", "true" if evidence["passed"] else "false"
+            model_name, str(version), tags.EVIDENCE_PASSED, "true" if evidence["passed"] else "false"
         )
         if mv.run_id:
             client.set_model_version_tag(
-                model_name, str(version), "sluice.evidence_artifact", f"evidence/{json_paths[0].name}"
+                model_name, str(version), tags.EVIDENCE_ARTIFACT, f"evidence/{json_paths[0].name}"
             )
     except MlflowException as exc:
         raise SluiceError(
-            f"cannot attach evidence to {model_name} version {version}: {_one_line(exc)}"
+            f"cannot attach evidence to {model_name} version {version}: {one_line(exc)}"
         ) from exc
     return digest

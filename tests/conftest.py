@@ -18,6 +18,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -253,3 +254,22 @@ def _no_leaked_mlflow_uri() -> Iterator[None]:
     clear()
     yield
     clear()
+
+
+@pytest.fixture(scope="session")
+def schemas(crds_dir: Path):
+    from sluice.lint.crds import load_crds
+    from sluice.lint.validate import Schemas
+
+    return Schemas(crds=load_crds(crds_dir), crds_dir=crds_dir)
+
+
+@pytest.fixture(scope="session")
+def validate(schemas):
+    """`validate(obj) -> [message]`: the upstream schema's complaints about one object (errors only)."""
+    from sluice.lint.validate import validate_object
+
+    def run(obj: dict[str, Any]) -> list[str]:
+        return [f"{f.rule}: {f.message}" for f in validate_object(obj, schemas) if f.severity == "error"]
+
+    return run

@@ -1,8 +1,8 @@
 """Latency of the candidate as it will really be called: over HTTP, served, at a stated load.
 
 The server is its own process on a loopback port, started with the command production runs:
-by default `python -m gates.serving` (MLflow's scoring app under uvicorn, GC frozen after the
-model loads, TCP_NODELAY on every connection: see gates/serving.py for why), or, with policy
+by default `python -m ml.serving` (MLflow's scoring app under uvicorn, GC frozen after the
+model loads, TCP_NODELAY on every connection: see ml/serving/app.py for why), or, with policy
 `server: mlflow`, plain `mlflow models serve --env-manager local`. A separate process matters:
 a server in a thread of the gate would share the GIL with the load generator, and the gate would
 measure its own contention. Start-up takes seconds, so the model gate starts the server first and
@@ -25,7 +25,7 @@ the server's capacity, i.e. the headroom above the offered rate.
 
 Clients set TCP_NODELAY, as real HTTP clients do (urllib3, Go's net/http). Measured here it makes
 no difference: http.client already sends headers and a bytes body in one send(). The ~44 ms floor
-of `mlflow models serve -w 2` is server-side (uvicorn's multi-worker listener, see gates/serving.py).
+of `mlflow models serve -w 2` is server-side (uvicorn's multi-worker listener, see ml/serving/app.py).
 
 Request bodies are JSON `dataframe_split` built from holdout rows before timing starts.
 Percentiles are order statistics (numpy's inverted_cdf: the smallest latency with at least q % of
@@ -56,7 +56,7 @@ from gates.checks.result import fmt, make_check
 
 # `python -m <module args>` of each server policy `server` may name; both take the same options.
 SERVER_MODULES = {
-    "sluice": ["gates.serving"],
+    "sluice": ["ml.serving"],
     "mlflow": ["mlflow", "models", "serve", "--env-manager", "local"],
 }
 HISTOGRAM_BINS = 30
@@ -138,7 +138,7 @@ class ModelServer:
 def model_server(model_dir: str | Path, workers: int = 1, kind: str = "sluice") -> Iterator[ModelServer]:
     """Start serving `model_dir` now; the caller decides when to `wait_ready`. Always stopped on exit.
 
-    kind: "sluice" (python -m gates.serving) or "mlflow" (mlflow models serve), policy `server`.
+    kind: "sluice" (python -m ml.serving) or "mlflow" (mlflow models serve), policy `server`.
     """
     with tempfile.TemporaryFile() as log:
         server = ModelServer(model_dir, workers, log, kind)
@@ -296,7 +296,7 @@ def measure_latency(server: ModelServer, features: pd.DataFrame, policy: dict) -
 
 
 def server_command(policy: dict) -> str:
-    prefix = "python -m gates.serving" if policy["server"] == "sluice" else " ".join(SERVER_MODULES["mlflow"])
+    prefix = "python -m ml.serving" if policy["server"] == "sluice" else " ".join(SERVER_MODULES["mlflow"])
     return f"{prefix} --workers {policy['workers']}"
 
 

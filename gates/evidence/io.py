@@ -17,7 +17,7 @@ from pathlib import Path
 
 import jsonschema
 
-from ml.errors import SluiceError
+from sluice.errors import SluiceError
 
 SCHEMA_PATH = Path(__file__).with_name("evidence.schema.json")
 

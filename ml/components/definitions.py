@@ -1,7 +1,8 @@
 """The typed KFP v2 components of the training pipeline.
 
-Each component is a thin shim: its body imports `ml.components.steps` from the installed package
-and calls one function. That keeps the compiled IR small and stable, and it means the trainer
+Each component is a thin shim: its body imports its step function from the installed package
+(`ml.components.load`, `.gating`, `.split`, `.train`, `.select`, `.log`, `.register`) as
+`run_step` and calls it. That keeps the compiled IR small and stable, and it means the trainer
 image (which installs this project) and the local runner run the same code. Components are
 built by `make_components(base_image)` because the image is chosen at compile time.
 
@@ -30,9 +31,9 @@ def load_snapshot(
     contract: Output[Artifact],
 ):
     """Bring the snapshot, its reference and its contract in as artifacts, checked by sha256."""
-    from ml.components import steps
+    from ml.components.load import load_inputs as run_step
 
-    meta = steps.load_inputs(
+    meta = run_step(
         {
             "current": (data_uri, data_sha256),
             "reference": (reference_uri, reference_sha256),
@@ -60,9 +61,9 @@ def data_gate(
     condition on a component's single `Output` but not on a named output, and a condition it
     cannot resolve is silently false. The verdict and reason travel in the evidence artifact.
     """
-    from ml.components import steps
+    from ml.components.gating import data_gate as run_step
 
-    passed, train, reason = steps.data_gate(
+    passed, train, reason = run_step(
         contract.path, reference.path, current.path, policy_uri, evidence.path, retrain_only_on_drift
     )
     evidence.metadata.update({"passed": passed, "train": train, "reason": reason})
@@ -81,9 +82,9 @@ def split_snapshot(
     holdout: Output[Dataset],
 ):
     """Seeded stratified split: train for fitting, validation for selection, holdout for the gate."""
-    from ml.components import steps
+    from ml.components.split import split as run_step
 
-    steps.split(
+    run_step(
         contract.path,
         current.path,
         seed,
@@ -114,9 +115,9 @@ def train_and_evaluate(
     """
     import json
 
-    from ml.components import steps
+    from ml.components.train import train_and_evaluate as run_step
 
-    summary = steps.train_and_evaluate(
+    summary = run_step(
         contract.path, train.path, validation.path, candidate, seed, model.path
     )
     model.metadata.update({"candidate": candidate["name"], "model_type": candidate["model_type"]})
@@ -142,9 +143,9 @@ def select_best(
     import json
     from collections import namedtuple
 
-    from ml.components import steps
+    from ml.components.select import select as run_step
 
-    best, ranked = steps.select(
+    best, ranked = run_step(
         summaries,
         [(m.metadata["candidate"], m.path) for m in models],
         best_model.path,
@@ -178,9 +179,9 @@ def log_candidate(
     import json
     from collections import namedtuple
 
-    from ml.components import steps
+    from ml.components.log import log_training_run as run_step
 
-    run_id, model_uri, holdout_metrics = steps.log_training_run(
+    run_id, model_uri, holdout_metrics = run_step(
         tracking_uri=tracking_uri,
         artifact_root=artifact_root,
         model_name=model_name,
@@ -194,9 +195,9 @@ def log_candidate(
         seed=seed,
         identity={
             "data_sha256": data_sha256,
-            "reference_data_sha256": reference_sha256,
+            "reference_sha256": reference_sha256,
             "contract_sha256": contract_sha256,
-            "git_commit": code_commit,
+            "code_commit": code_commit,
             "code_version": code_version,
         },
     )
@@ -220,9 +221,9 @@ def model_gate(
     evidence: Output[Artifact],
 ) -> bool:
     """Quality, regression vs champion, served p99 latency and fairness on the holdout."""
-    from ml.components import steps
+    from ml.components.gating import model_gate as run_step
 
-    passed, reason = steps.model_gate(
+    passed, reason = run_step(
         model_uri=model_uri,
         holdout_dir=holdout.path,
         contract_dir=contract.path,
@@ -264,9 +265,9 @@ def register_challenger(
     """New model version from the gated run, alias `challenger`, evidence attached; idempotent."""
     import json
 
-    from ml.components import steps
+    from ml.components.register import register_challenger as run_step
 
-    version, _ = steps.register_challenger(
+    version, _ = run_step(
         tracking_uri=tracking_uri,
         model_name=model_name,
         run_id=run_id,
@@ -277,9 +278,9 @@ def register_challenger(
         holdout_metrics=json.loads(holdout_metrics),
         identity={
             "data_sha256": data_sha256,
-            "reference_data_sha256": reference_sha256,
+            "reference_sha256": reference_sha256,
             "contract_sha256": contract_sha256,
-            "git_commit": code_commit,
+            "code_commit": code_commit,
             "code_version": code_version,
         },
         split_params={
@@ -293,9 +294,9 @@ def register_challenger(
 
 def record_rejection(run_id: str, evidence: Input[Artifact], tracking_uri: str, pipeline_run_id: str):
     """Attach the failing evidence and its reason to the run; nothing is registered."""
-    from ml.components import steps
+    from ml.components.register import record_rejection as run_step
 
-    steps.record_rejection(
+    run_step(
         tracking_uri=tracking_uri,
         run_id=run_id,
         evidence_dir=evidence.path,

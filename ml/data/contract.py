@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ml.digest import sha256_file
-from ml.errors import SluiceError
-from ml.yamlfile import first_schema_error, load_yaml_mapping
+from sluice.digest import sha256_file
+from sluice.errors import SluiceError
+from sluice.yamlfile import first_schema_error, load_yaml_mapping
 
 SCHEMA_PATH = Path(__file__).with_name("contract.schema.json")
 NUMERIC_DTYPES = ("integer", "float")

@@ -16,17 +16,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from sluice.atomic import write_bytes
+
 DEFAULT_SEED = 20240701
 REFERENCE_ROWS = 30_000
 CURRENT_ROWS = 20_000
-CONTRACT_PATH = Path(__file__).resolve().parent.parent / "demo" / "credit-default.contract.yaml"
+CONTRACT_PATH = Path(__file__).resolve().with_name("credit-default.contract.yaml")
 CONTRACT_FILENAME = CONTRACT_PATH.name
 
 # Periods the two snapshots cover (half-open, UTC).
@@ -107,15 +107,45 @@ def _choice(rng: np.random.Generator, values: tuple[str, ...], probs: np.ndarray
 
 
 def generate(n: int, seed: int, period: tuple[str, str], drift: Drift = NO_DRIFT) -> dict[str, np.ndarray]:
-    """Draw `n` applications; returns column arrays in COLUMNS order, rows sorted by time."""
+    """Draw `n` applications; returns column arrays in COLUMNS order, rows sorted by time.
+
+    The helpers draw from one generator in a fixed order: reordering them changes every byte.
+    """
     rng = np.random.default_rng(seed)
     start, end = (np.datetime64(p, "s") for p in period)
     seconds = rng.integers(0, int((end - start).astype(np.int64)), size=n)
     when = np.sort(start + seconds.astype("timedelta64[s]"))
+    people = _applicants(rng, n, drift)
+    money = _finances(rng, n, people, drift)
+    default = (_risk(rng, n, people, money) > 0).astype(int)
+    return {
+        "application_date": np.datetime_as_string(when, unit="s"),
+        "sex": people["sex"],
+        "age": people["age"],
+        "annual_income": money["income"],
+        "employment_status": people["employment"],
+        "education": people["education"],
+        "home_ownership": people["home"],
+        "region": people["region"],
+        "loan_purpose": people["purpose"],
+        "loan_amount": money["loan"],
+        "loan_term_months": money["term"],
+        "interest_rate": money["rate"],
+        "debt_to_income": money["dti"],
+        "credit_utilization": money["utilization"],
+        "num_open_accounts": money["open_accounts"],
+        "num_delinquencies_2y": money["delinquencies"],
+        "months_since_last_delinquency": money["months_since"],
+        "credit_history_years": money["history"],
+        "num_credit_inquiries_6m": money["inquiries"],
+        "has_cosigner": money["cosigner"],
+        "default": default,
+    }
 
+
+def _applicants(rng: np.random.Generator, n: int, drift: Drift) -> dict[str, np.ndarray]:
     sex = np.where(rng.random(n) < 0.48, "female", "male").astype(object)
     age = np.clip(np.round(rng.normal(41, 12, n)), 21, 75).astype(int)
-
     emp_p = np.tile([0.74, 0.14, 0.06, 0.03, 0.03], (n, 1))
     emp_p[age >= 62] = [0.35, 0.12, 0.03, 0.50, 0.0]
     emp_p[age <= 24] = [0.55, 0.05, 0.10, 0.0, 0.30]
@@ -130,7 +160,19 @@ def generate(n: int, seed: int, period: tuple[str, str], drift: Drift = NO_DRIFT
         (n, 1),
     )
     purpose = _choice(rng, PURPOSES, purpose_p)
+    return {
+        "sex": sex,
+        "age": age,
+        "employment": employment,
+        "education": education,
+        "home": home,
+        "region": region,
+        "purpose": purpose,
+    }
 
+
+def _finances(rng: np.random.Generator, n: int, people: dict, drift: Drift) -> dict[str, np.ndarray]:
+    age, education, employment = people["age"], people["education"], people["employment"]
     edu_effect = np.select(
         [education == "bachelor", education == "master", education == "doctorate"], [0.18, 0.32, 0.45], 0.0
     )
@@ -146,7 +188,6 @@ def generate(n: int, seed: int, period: tuple[str, str], drift: Drift = NO_DRIFT
     )
     log_income = np.log(46_000) + 0.012 * (np.minimum(age, 60) - 40) + edu_effect + emp_effect
     income = np.clip(np.exp(log_income + rng.normal(0, 0.42, n)) * drift.income_factor, 6_000, 600_000)
-
     loan = np.clip(np.exp(np.log(0.22 * income) + rng.normal(0, 0.55, n)), 1_000, 80_000)
     term = rng.choice(np.array([12, 24, 36, 48, 60]), size=n, p=[0.10, 0.18, 0.36, 0.16, 0.20])
     dti = np.clip(rng.normal(0.27, 0.11, n) + 0.08 * (loan / income), 0.0, 0.95)
@@ -157,7 +198,6 @@ def generate(n: int, seed: int, period: tuple[str, str], drift: Drift = NO_DRIFT
     history = np.clip((age - 18) - rng.exponential(4.0, n), 0.0, None)
     inquiries = rng.poisson(0.9 + 1.2 * utilization, n)
     cosigner = rng.random(n) < 0.08
-
     # Lenders price risk they can see; the rest of the rate is noise and the market.
     rate = np.clip(
         7.5
@@ -170,7 +210,25 @@ def generate(n: int, seed: int, period: tuple[str, str], drift: Drift = NO_DRIFT
         2.5,
         35.0,
     )
+    return {
+        "income": income,
+        "loan": loan,
+        "term": term,
+        "dti": dti,
+        "utilization": utilization,
+        "open_accounts": open_accounts,
+        "delinquencies": delinquencies,
+        "months_since": months_since,
+        "history": history,
+        "inquiries": inquiries,
+        "cosigner": cosigner,
+        "rate": rate,
+    }
 
+
+def _risk(rng: np.random.Generator, n: int, people: dict, money: dict) -> np.ndarray:
+    """The latent default risk: what the models try to learn (positive means default)."""
+    purpose, employment = people["purpose"], people["employment"]
     purpose_effect = np.select(
         [
             purpose == "small_business",
@@ -186,48 +244,24 @@ def generate(n: int, seed: int, period: tuple[str, str], drift: Drift = NO_DRIFT
         [0.85, 0.35, 0.25],
         0.0,
     )
-    risk = (
+    m = money
+    return (
         -1.75
-        + 3.0 * (dti - 0.30)
-        + 2.2 * (utilization - 0.40)
-        + 1.4 * (utilization > 0.85)
-        + 0.50 * delinquencies
-        + 0.18 * inquiries
-        - 0.55 * (np.log(income) - np.log(46_000))
-        + 0.35 * (loan / income - 0.25)
-        + 0.05 * (rate - 12.0)
-        - 0.025 * (history - 15.0)
-        + 0.0008 * (age - 45.0) ** 2
-        - 0.40 * cosigner
+        + 3.0 * (m["dti"] - 0.30)
+        + 2.2 * (m["utilization"] - 0.40)
+        + 1.4 * (m["utilization"] > 0.85)
+        + 0.50 * m["delinquencies"]
+        + 0.18 * m["inquiries"]
+        - 0.55 * (np.log(m["income"]) - np.log(46_000))
+        + 0.35 * (m["loan"] / m["income"] - 0.25)
+        + 0.05 * (m["rate"] - 12.0)
+        - 0.025 * (m["history"] - 15.0)
+        + 0.0008 * (people["age"] - 45.0) ** 2
+        - 0.40 * m["cosigner"]
         + employment_risk
         + purpose_effect
         + rng.logistic(0, 0.45, n)
     )
-    default = (risk > 0).astype(int)
-
-    return {
-        "application_date": np.datetime_as_string(when, unit="s"),
-        "sex": sex,
-        "age": age,
-        "annual_income": income,
-        "employment_status": employment,
-        "education": education,
-        "home_ownership": home,
-        "region": region,
-        "loan_purpose": purpose,
-        "loan_amount": loan,
-        "loan_term_months": term,
-        "interest_rate": rate,
-        "debt_to_income": dti,
-        "credit_utilization": utilization,
-        "num_open_accounts": open_accounts,
-        "num_delinquencies_2y": delinquencies,
-        "months_since_last_delinquency": months_since,
-        "credit_history_years": history,
-        "num_credit_inquiries_6m": inquiries,
-        "has_cosigner": cosigner,
-        "default": default,
-    }
 
 
 # How each column is spelled in the CSV: explicit, so bytes never depend on a library's float repr.
@@ -254,18 +288,6 @@ def to_csv_bytes(columns: dict[str, np.ndarray]) -> bytes:
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp's 0600 would make shared demo data unreadable to others
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_demo(
     out_dir: str | Path,
     *,
@@ -280,9 +302,9 @@ def write_demo(
     # Different seeds per period: the current quarter is new applicants, not the old ones again.
     reference = generate(reference_rows, seed, REFERENCE_PERIOD)
     current = generate(current_rows, seed + 1, CURRENT_PERIOD, QUARTER_DRIFT)
-    _write_atomic(files.reference, to_csv_bytes(reference))
-    _write_atomic(files.current, to_csv_bytes(current))
-    _write_atomic(files.contract, CONTRACT_PATH.read_bytes())
+    write_bytes(files.reference, to_csv_bytes(reference))
+    write_bytes(files.current, to_csv_bytes(current))
+    write_bytes(files.contract, CONTRACT_PATH.read_bytes())
     return files
 
 
@@ -315,5 +337,5 @@ def ensure_demo(
         pass
     files = write_demo(out, seed=seed, reference_rows=reference_rows, current_rows=current_rows)
     manifest = {"settings": settings, "sha256": files.sha256s()}
-    _write_atomic(manifest_path, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
+    write_bytes(manifest_path, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
     return files

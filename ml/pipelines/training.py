@@ -39,6 +39,9 @@ DEFAULT_BASE_IMAGE = (
 )
 TRAIN_CPU_REQUEST = "1"
 TRAIN_MEMORY_REQUEST = "2G"
+# Only the steps that talk to MLflow retry: a tracking server hiccup is worth another attempt, a
+# failing gate or a broken input never is.
+MLFLOW_RETRY = {"num_retries": 3, "backoff_duration": "5s", "backoff_factor": 2}
 
 
 def build_pipeline(base_image: str = DEFAULT_BASE_IMAGE):
@@ -83,58 +86,35 @@ def build_pipeline(base_image: str = DEFAULT_BASE_IMAGE):
             data_uri=data_uri,
             reference_uri=reference_uri,
             contract_uri=contract_uri,
-            data_sha256=data_sha256,
-            reference_sha256=reference_sha256,
-            contract_sha256=contract_sha256,
             code_version=code_version,
+            **{k: identity[k] for k in ("data_sha256", "reference_sha256", "contract_sha256")},
         ).set_display_name("load")
-        contract = load.outputs["contract"]
         data_check = (
             c.data_gate(
                 current=load.outputs["current"],
                 reference=load.outputs["reference"],
-                contract=contract,
+                contract=load.outputs["contract"],
                 policy_uri=policy_uri,
                 retrain_only_on_drift=retrain_only_on_drift,
             )
             .set_display_name("data gate")
             .set_caching_options(False)
         )
-
         with dsl.If(data_check.outputs["Output"] == True):  # noqa: E712 - KFP condition
             split = c.split_snapshot(
                 current=load.outputs["current"],
-                contract=contract,
+                contract=load.outputs["contract"],
                 seed=seed,
                 validation_fraction=validation_fraction,
                 holdout_fraction=holdout_fraction,
                 code_version=code_version,
             ).set_display_name("split")
-            with dsl.ParallelFor(candidates, name="candidates") as candidate:
-                fit = (
-                    c.train_and_evaluate(
-                        train=split.outputs["train"],
-                        validation=split.outputs["validation"],
-                        contract=contract,
-                        candidate=candidate,
-                        seed=seed,
-                        code_version=code_version,
-                    )
-                    .set_display_name("train and evaluate")
-                    .set_cpu_request(TRAIN_CPU_REQUEST)
-                    .set_memory_request(TRAIN_MEMORY_REQUEST)
-                )
-            chosen = c.select_best(
-                models=dsl.Collected(fit.outputs["model"]),
-                summaries=dsl.Collected(fit.outputs["Output"]),
-                selection_tolerance=selection_tolerance,
-                code_version=code_version,
-            ).set_display_name("select")
+            chosen = _train_and_select(c, split, load, candidates, seed, selection_tolerance, code_version)
             logged = (
                 c.log_candidate(
                     best_model=chosen.outputs["best_model"],
                     holdout=split.outputs["holdout"],
-                    contract=contract,
+                    contract=load.outputs["contract"],
                     data_evidence=data_check.outputs["evidence"],
                     best=chosen.outputs["best"],
                     candidates=chosen.outputs["candidates"],
@@ -148,13 +128,13 @@ def build_pipeline(base_image: str = DEFAULT_BASE_IMAGE):
                 )
                 .set_display_name("log to MLflow")
                 .set_caching_options(False)
-                .set_retry(num_retries=3, backoff_duration="5s", backoff_factor=2)
+                .set_retry(**MLFLOW_RETRY)
             )
             gate = (
                 c.model_gate(
                     model_uri=logged.outputs["model_uri"],
                     holdout=split.outputs["holdout"],
-                    contract=contract,
+                    contract=load.outputs["contract"],
                     policy_uri=policy_uri,
                     tracking_uri=tracking_uri,
                     model_name=model_name,
@@ -178,20 +158,40 @@ def build_pipeline(base_image: str = DEFAULT_BASE_IMAGE):
                     holdout_fraction=holdout_fraction,
                     code_version=code_version,
                     **identity,
-                ).set_display_name("register challenger").set_caching_options(False).set_retry(
-                    num_retries=3, backoff_duration="5s", backoff_factor=2
-                )
+                ).set_display_name("register challenger").set_caching_options(False).set_retry(**MLFLOW_RETRY)
             with dsl.Else():
                 c.record_rejection(
                     run_id=logged.outputs["run_id"],
                     evidence=gate.outputs["evidence"],
                     tracking_uri=tracking_uri,
                     pipeline_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
-                ).set_display_name("record rejection").set_caching_options(False).set_retry(
-                    num_retries=3, backoff_duration="5s", backoff_factor=2
-                )
+                ).set_display_name("record rejection").set_caching_options(False).set_retry(**MLFLOW_RETRY)
 
     return training_pipeline
+
+
+def _train_and_select(c, split, load, candidates, seed, selection_tolerance, code_version):
+    """Fan out over the candidates (ParallelFor), fan in with dsl.Collected, pick the winner."""
+    with dsl.ParallelFor(candidates, name="candidates") as candidate:
+        fit = (
+            c.train_and_evaluate(
+                train=split.outputs["train"],
+                validation=split.outputs["validation"],
+                contract=load.outputs["contract"],
+                candidate=candidate,
+                seed=seed,
+                code_version=code_version,
+            )
+            .set_display_name("train and evaluate")
+            .set_cpu_request(TRAIN_CPU_REQUEST)
+            .set_memory_request(TRAIN_MEMORY_REQUEST)
+        )
+    return c.select_best(
+        models=dsl.Collected(fit.outputs["model"]),
+        summaries=dsl.Collected(fit.outputs["Output"]),
+        selection_tolerance=selection_tolerance,
+        code_version=code_version,
+    ).set_display_name("select")
 
 
 def compile_pipeline(package_path: str | Path = COMPILED_PATH, base_image: str = DEFAULT_BASE_IMAGE) -> Path:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ml.errors import SluiceError
+from sluice.errors import SluiceError
 
 DEFAULT_SEED = 20240701
 DEFAULT_VALIDATION_FRACTION = 0.2

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ml.errors import SluiceError
+from sluice.errors import SluiceError
 
 
 def stratified_split(

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from gates.cli import main
 from gates.evidence import load_evidence
+from sluice.cli import main
 from tests.conftest import free_port
 from tests.gates.conftest import make_frame
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from gates.evidence import load_evidence
-from ml.errors import SluiceError
+from sluice.errors import SluiceError
 from tests.gates.conftest import check as get_check
 from tests.gates.conftest import make_frame
 

@@ -18,7 +18,7 @@ from gates.evidence import (
     validate_evidence,
     write_evidence,
 )
-from ml.errors import SluiceError
+from sluice.errors import SluiceError
 from tests.gates.conftest import make_frame
 
 

@@ -18,8 +18,8 @@ import pandas as pd
 import pytest
 
 from gates.checks.latency import ServeError, drive, latency_checks, measure_latency, model_server, summarize
-from gates.policy import load_policy
-from ml.errors import SluiceError
+from gates.gate_policy import load_policy
+from sluice.errors import SluiceError
 from tests.gates.conftest import write_yaml
 
 POLICY = {

@@ -14,9 +14,9 @@ import uuid
 import pandas as pd
 import pytest
 
-from gates.cli import main
 from gates.evidence import load_evidence
-from ml.errors import SluiceError
+from sluice.cli import main
+from sluice.errors import SluiceError
 from tests.gates.conftest import CONTRACT, TEST_POLICY, make_frame, write_yaml
 
 pytestmark = pytest.mark.slow
@@ -120,7 +120,7 @@ def test_first_deployment_passes_serves_the_model_and_attaches_evidence(registry
     # paced: the answered rate cannot exceed the offered one (n requests over >= (n - 1) / rate s)
     n, rate = offered["requests"], offered["rate_rps"]
     assert 0 < latency["achieved_rps"] <= n / ((n - 1) / rate)
-    assert latency["throughput_rps"] > 0 and "python -m gates.serving" in latency["server"]
+    assert latency["throughput_rps"] > 0 and "python -m ml.serving" in latency["server"]
     assert latency["ready_wait_s"] <= latency["startup_s"]
     assert sum(evidence["plots"]["latency_histogram"]["counts"]) == latency["requests"]
     assert _check(evidence, "latency.achieved_rps")["passed"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from gates.checks.result import make_check
-from gates.policy import load_policy
-from ml.errors import SluiceError
+from gates.gate_policy import load_policy
+from sluice.errors import SluiceError
 from tests.gates.conftest import write_yaml
 
 
@@ -16,7 +16,7 @@ def test_defaults_state_every_threshold():
     assert policy["model"]["regression"]["min_f1_ratio"] == 0.95
     assert policy["model"]["latency"]["max_p99_ms"] == 100
     assert policy["model"]["fairness"]["max_equal_opportunity_difference"] == 0.05
-    assert policy["sources"][0]["path"] == "gates/policies/default.yaml"
+    assert policy["sources"][0]["path"] == "gates/gate_policy/default.yaml"
     assert len(policy["sources"][0]["sha256"]) == 64
 
 
@@ -28,7 +28,7 @@ def test_override_changes_only_what_it_names(tmp_path):
     policy = load_policy(path)
     assert policy["data"]["drift"]["max_psi"] == 0.1
     assert policy["data"]["drift"]["max_ks_statistic"] == load_policy()["data"]["drift"]["max_ks_statistic"]
-    assert [s["path"] for s in policy["sources"]] == ["gates/policies/default.yaml", str(path)]
+    assert [s["path"] for s in policy["sources"]] == ["gates/gate_policy/default.yaml", str(path)]
 
 
 @pytest.mark.parametrize(

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from gates import cli
 from ml.data.demo import write_demo
+from sluice import cli
 from tests.conftest import GIT_IDENTITY, REPO_ROOT, git
 
 HERE = Path(__file__).resolve().parent

@@ -20,7 +20,7 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from gates import cli
+from sluice import cli
 from tests.conftest import git
 from tests.ml.conftest import (
     LENIENT_POLICY,

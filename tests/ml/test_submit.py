@@ -34,12 +34,10 @@ def test_dry_run_compiles_the_pipeline_for_the_trainer_image(sluice, demo_slice,
 
 
 def test_build_submission_passes_input_identities(demo_slice, tmp_path):
-    import argparse
-
     from ml.data.contract import sha256_file
-    from ml.submit import build_submission
+    from ml.runners.cluster import SubmitRequest, build_submission
 
-    ns = argparse.Namespace(
+    ns = SubmitRequest(
         host="http://kfp:8888",
         trainer_image=IMAGE,
         tracking_uri="http://mlflow:5000",

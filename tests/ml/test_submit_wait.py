@@ -10,7 +10,6 @@ of the test session, and read back through its REST API.
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import shlex
@@ -21,10 +20,11 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from gates import cli
-from ml.components import steps
-from ml.errors import SluiceError
-from ml.submit import submit
+from ml.components.register import record_rejection, register_challenger
+from ml.registry import pipeline_runs
+from ml.runners.cluster import SubmitRequest, submit
+from sluice import cli
+from sluice.errors import SluiceError
 
 IMAGE = "registry.example.com/sluice/trainer@sha256:" + "ab" * 32
 TRAIN_TASK = Path(__file__).resolve().parents[2] / "tekton" / "tasks" / "train.yaml"
@@ -82,8 +82,8 @@ def test_the_tekton_train_task_command_line_parses(tmp_path):
     assert command, "sluice submit command line not found in the train task"
     values = {"${KFP_HOST}": "https://kfp:8888", "${TRAINER_IMAGE}": IMAGE}
     words = [values.get(w, w) for w in shlex.split(command.group(1))]
-    args = cli.build_parser().parse_args(words)
-    assert args.func.__module__ == "ml.cli" and args.func.__name__ == "_submit"
+    args = cli.build_parser("submit").parse_args(words)
+    assert args.func.__module__ == "sluice.cli.submit" and args.func.__name__ == "run_submit"
     assert args.wait is True
     assert args.version_file == "$(results.model-version.path)"
     assert (args.host, args.trainer_image) == ("https://kfp:8888", IMAGE)
@@ -173,7 +173,7 @@ def _logged_run(server: str, model_name: str, tmp_path: Path) -> str:
 
 
 def _register(server, model_name, run_id, run_key, evidence, pipeline_run_id) -> tuple[str, bool]:
-    return steps.register_challenger(
+    return register_challenger(
         tracking_uri=server,
         model_name=model_name,
         run_id=run_id,
@@ -184,9 +184,9 @@ def _register(server, model_name, run_id, run_key, evidence, pipeline_run_id) ->
         holdout_metrics={"accuracy": 0.8, "f1": 0.6, "roc_auc": 0.9},
         identity={
             "data_sha256": "d" * 64,
-            "reference_data_sha256": "r" * 64,
+            "reference_sha256": "r" * 64,
             "contract_sha256": "c" * 64,
-            "git_commit": "0" * 40,
+            "code_commit": "0" * 40,
             "code_version": "v" * 64,
         },
         split_params={"seed": 1, "validation_fraction": 0.2, "holdout_fraction": 0.2},
@@ -194,7 +194,7 @@ def _register(server, model_name, run_id, run_key, evidence, pipeline_run_id) ->
 
 
 def _submit(demo_slice, contract, server, kfp, tmp_path, *, version_file: Path | None = None):
-    ns = argparse.Namespace(
+    ns = SubmitRequest(
         host="https://kfp.example.com",
         trainer_image=IMAGE,
         tracking_uri=server,
@@ -243,7 +243,7 @@ def test_a_run_the_model_gate_refused_says_why_and_writes_nothing(
 ):
     kfp = FakeKfp()
     run_id = _logged_run(mlflow_at, model_name, tmp_path)
-    steps.record_rejection(
+    record_rejection(
         tracking_uri=mlflow_at,
         run_id=run_id,
         evidence_dir=str(_evidence(tmp_path, False)),
@@ -293,8 +293,8 @@ def test_a_run_that_does_not_finish_in_time_is_an_error(mlflow_at, contract, dem
 
 def test_an_unresolved_run_id_placeholder_is_never_a_tag_key():
     """Old KFP backends pass `{{$.pipeline_job_uuid}}` through literally: no per-run marker then."""
-    assert steps.pipeline_run_tag("{{$.pipeline_job_uuid}}") is None
-    assert steps.pipeline_run_tag("0f9c7c1e-5b1a-4c52-9a55-2f0f5d3c9b1e") == (
+    assert pipeline_runs.pipeline_run_tag("{{$.pipeline_job_uuid}}") is None
+    assert pipeline_runs.pipeline_run_tag("0f9c7c1e-5b1a-4c52-9a55-2f0f5d3c9b1e") == (
         "sluice.pipeline_run.0f9c7c1e-5b1a-4c52-9a55-2f0f5d3c9b1e"
     )
 
@@ -303,7 +303,7 @@ def test_a_backend_that_leaves_the_run_id_placeholder_unresolved_is_named(mlflow
     """KFP before 2.4 passes `{{$.pipeline_job_uuid}}` through: say so instead of blaming a gate."""
     from mlflow import MlflowClient
 
-    from ml.run_outcome import registration_of
+    from ml.runners.cluster_outcome import registration_of
 
     name = f"submit-old-kfp-{uuid.uuid4().hex[:8]}"
     run_id = _logged_run(mlflow_at, name, tmp_path)

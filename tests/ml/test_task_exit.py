@@ -1,9 +1,9 @@
 """Task processes skip the interpreter's teardown after success, and only after success.
 
-Real KFP local runner, real task processes: a two-task pipeline whose components import
-`ml.components.steps` (as every Sluice component does) and leave marker files from exit
-handlers registered before and after that import. (No `from __future__ import annotations`:
-KFP reads the real annotation objects.)
+Real KFP local runner, real task processes: a two-task pipeline whose components arm the fast
+exit with `ml.components.task_exit.install()` (as every Sluice step does when it starts) and
+leave marker files from exit handlers registered before and after arming it. (No
+`from __future__ import annotations`: KFP reads the real annotation objects.)
 """
 
 import pytest
@@ -20,10 +20,11 @@ def succeed(marker_dir: str) -> str:
     def touch(name):
         return lambda: Path(marker_dir, name).write_text("ran")
 
-    atexit.register(touch("registered-before-steps"))
-    from ml.components import steps  # noqa: F401 - the import arms the fast exit
+    atexit.register(touch("registered-before-install"))
+    from ml.components.task_exit import install
 
-    atexit.register(touch("registered-after-steps"))
+    install()
+    atexit.register(touch("registered-after-install"))
     return "handed over"
 
 
@@ -36,8 +37,9 @@ def consume(value: str, marker_dir: str):
 
 @dsl.component(base_image="python:3.11-slim", install_kfp_package=False)
 def fail(marker_dir: str):
-    from ml.components import steps  # noqa: F401
+    from ml.components.task_exit import install
 
+    install()
     raise ValueError("boom")
 
 
@@ -68,10 +70,10 @@ def test_a_successful_task_skips_teardown_but_keeps_later_handlers_and_its_outpu
     passing(marker_dir=str(markers))
     # The output reached the next task: the executor had written it before the process ended.
     assert (markers / "consumed").read_text() == "handed over"
-    # Handlers registered after the import (MLflow's, temp-dir cleanups) still ran ...
-    assert (markers / "registered-after-steps").is_file()
+    # Handlers registered after arming it (MLflow's, temp-dir cleanups) still ran ...
+    assert (markers / "registered-after-install").is_file()
     # ... while teardown, and whatever was registered before it, was skipped by os._exit(0).
-    assert not (markers / "registered-before-steps").exists()
+    assert not (markers / "registered-before-install").exists()
 
 
 def test_a_failing_task_still_fails(runner, tmp_path):

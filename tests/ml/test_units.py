@@ -10,12 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml import runkey
-from ml.components.steps import MARKER, selection_key
-from ml.errors import SluiceError
-from ml.progress import ProgressTap
+from ml.components.markers import MARKER
+from ml.runners import runkey
+from ml.runners.progress import ProgressTap
 from ml.training.candidates import build_estimator, restore_integers
+from ml.training.selection import selection_key
 from ml.training.split import stratified_split
+from sluice.errors import SluiceError
 
 CYAN, GREEN, RED, RESET = "\033[96m", "\033[92m", "\033[91m", "\033[0m"
 
@@ -65,19 +66,46 @@ def test_progress_tap_prints_one_line_per_task_from_concurrent_threads():
     assert "some streamed log" in log.getvalue()
 
 
-def test_code_fingerprint_follows_source_bytes_only(tmp_path):
-    for pkg in ("ml", "gates"):
-        (tmp_path / pkg / "__pycache__").mkdir(parents=True)
-        (tmp_path / pkg / "mod.py").write_text("x = 1\n")
-    before = runkey.code_fingerprint(tmp_path)
-    (tmp_path / "ml" / "__pycache__" / "mod.cpython-311.pyc").write_bytes(b"\0")
-    (tmp_path / "ml" / "notes.txt").write_text("not code")
-    assert runkey.code_fingerprint(tmp_path) == before
-    (tmp_path / "gates" / "lint").mkdir()
-    (tmp_path / "gates" / "lint" / "rules.py").write_text("delivery tooling, not training code\n")
-    assert runkey.code_fingerprint(tmp_path) == before
-    (tmp_path / "gates" / "mod.py").write_text("x = 2\n")
-    assert runkey.code_fingerprint(tmp_path) != before
+def _toy_packages(root, monkeypatch):
+    """Two packages on sys.path: `toytrain.entry` imports `toygates.judge`; `toygates.lint` is unused."""
+    (root / "toytrain").mkdir()
+    (root / "toygates" / "__pycache__").mkdir(parents=True)
+    (root / "toytrain" / "__init__.py").write_text("")
+    (root / "toytrain" / "entry.py").write_text("def run():\n    from toygates import judge\n")
+    (root / "toygates" / "__init__.py").write_text("")
+    (root / "toygates" / "judge.py").write_text("x = 1\n")
+    (root / "toygates" / "lint.py").write_text("RULES = 1  # delivery tooling, not training code\n")
+    (root / "toygates" / "policy.yaml").write_text("limit: 1\n")
+    monkeypatch.syspath_prepend(str(root))
+    return {"packages": ("toytrain", "toygates"), "entry_points": ("toytrain.entry",)}
+
+
+def test_code_fingerprint_follows_what_training_imports(tmp_path, monkeypatch):
+    scope = _toy_packages(tmp_path, monkeypatch)
+    assert set(runkey.training_files(**scope)) == {
+        "toytrain/__init__.py",
+        "toytrain/entry.py",
+        "toygates/__init__.py",
+        "toygates/judge.py",
+        "toygates/policy.yaml",
+    }
+    before = runkey.code_fingerprint(**scope)
+    (tmp_path / "toygates" / "__pycache__" / "judge.cpython-311.pyc").write_bytes(b"\0")
+    (tmp_path / "toygates" / "notes.txt").write_text("not code")
+    (tmp_path / "toygates" / "lint.py").write_text("RULES = 2  # edited delivery tooling\n")
+    assert runkey.code_fingerprint(**scope) == before
+    (tmp_path / "toygates" / "policy.yaml").write_text("limit: 2\n")
+    changed_data = runkey.code_fingerprint(**scope)
+    assert changed_data != before
+    (tmp_path / "toygates" / "judge.py").write_text("x = 2\n")
+    assert runkey.code_fingerprint(**scope) not in (before, changed_data)
+
+
+def test_training_code_leaves_delivery_out_and_counts_the_served_model():
+    files = runkey.training_files()
+    assert {"ml/components/train.py", "gates/model_gate.py", "ml/serving/app.py"} <= set(files)
+    assert "gates/gate_policy/default.yaml" in files
+    assert not [f for f in files if f.startswith(("sluice/cli/", "sluice/promotion/", "sluice/lint/"))]
 
 
 def test_run_key_is_order_independent_and_sensitive_to_every_value():

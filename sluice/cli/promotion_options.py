@@ -1,0 +1,67 @@
+"""Options the promotion verbs share (`promote`, `rollback`, `status`), and how they become values."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from sluice.errors import SluiceError
+
+
+def git_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--repo", default=".", help="the GitOps repository (default: the current directory)")
+    parser.add_argument("--remote", default="origin", help="remote Argo CD watches (default: origin)")
+    parser.add_argument("--branch", default="main", help="branch Argo CD watches (default: main)")
+
+
+def mlflow_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else the home)"
+    )
+    parser.add_argument("--home", help="Sluice home for local files (default: $SLUICE_HOME or .sluice)")
+
+
+def review_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--key", help="cosign public key (default: $SLUICE_COSIGN_PUB); required for production"
+    )
+    parser.add_argument(
+        "--github-repo",
+        metavar="OWNER/NAME",
+        help="open the production pull request there (token in $SLUICE_GIT_TOKEN)",
+    )
+    parser.add_argument("--pr-body", type=Path, help="where to write the pull request body (Markdown)")
+    parser.add_argument(
+        "--allow-insecure-registry",
+        action="store_true",
+        help="read signatures over plain HTTP from a loopback registry (tests, laptops)",
+    )
+
+
+def tracking_uri(args: argparse.Namespace) -> str:
+    from sluice import paths
+
+    return paths.tracking_uri(args.home, args.tracking_uri)
+
+
+def pr_opener(args: argparse.Namespace, repo: Path, remote: str):
+    """A function opening the pull request on GitHub, or None (body file only) without a token."""
+    from sluice.promotion import github
+    from sluice.promotion.gitops import remote_url
+
+    token = os.environ.get(github.TOKEN_ENV)
+    if not token:
+        print(f"note: ${github.TOKEN_ENV} not set: pull request body written, pull request not opened")
+        return None
+    owner_repo = args.github_repo or github.owner_repo_from_remote(remote_url(repo, remote))
+    if not owner_repo:
+        raise SluiceError(
+            "cannot tell the GitHub repository from the remote URL: pass --github-repo OWNER/NAME"
+        )
+
+    def open_pr(head: str, base: str, title: str, body: str) -> str:
+        request = github.build_request(github.PullRequest(owner_repo, head, base, title, body), token)
+        return github.send(request)
+
+    return open_pr
