@@ -3,7 +3,7 @@
 Only the invoked verb's module is imported (pip does the same with its commands), so
 `sluice --help` and `sluice lint` never pay for importing kfp, MLflow or scikit-learn, and each
 verb module keeps its heavy imports inside its handler. `SluiceError` becomes one line on stderr
-and exit code 2; a refusal is a handler returning 1.
+and exit code 2; `Refused` (a verdict) becomes `sluice: refused: <reason>` and exit code 1.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import importlib
 import sys
 from typing import NamedTuple
 
-from sluice.errors import SluiceError
+from sluice.errors import Refused, SluiceError
 
 
 class Verb(NamedTuple):
@@ -79,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser(verb or "").parse_args(argv)
     try:
         return int(args.func(args) or 0)
+    except Refused as exc:
+        print(f"sluice: refused: {exc}", file=sys.stderr)
+        return 1
     except SluiceError as exc:
         print(f"sluice: error: {exc}", file=sys.stderr)
         return 2
