@@ -157,15 +157,13 @@ def test_sluice_sign_writes_cosigns_config_and_appends_like_cosign(
         doc = json.loads(manifest.body)
         layers = [layer["digest"] for layer in doc["layers"]]
         config = client.get_blob("sluice/cosign-bytes", doc["config"]["digest"])
-        history = ",".join(['{"created":"%s"}' % ZERO] * len(layers))
-        assert (
-            config
-            == (
-                '{"architecture":"","created":"%s","history":[%s],"os":"",'
-                '"rootfs":{"type":"layers","diff_ids":[%s]},"config":{}}'
-                % (ZERO, history, ",".join(f'"{d}"' for d in layers))
-            ).encode()
+        history = ",".join([f'{{"created":"{ZERO}"}}'] * len(layers))
+        diff_ids = ",".join(f'"{d}"' for d in layers)
+        expected = (
+            f'{{"architecture":"","created":"{ZERO}","history":[{history}],"os":"",'
+            f'"rootfs":{{"type":"layers","diff_ids":[{diff_ids}]}},"config":{{}}}}'
         )
+        assert config == expected.encode()
         assert list(doc) == ["schemaVersion", "mediaType", "config", "layers"]
         assert doc["mediaType"] == OCI_MANIFEST
         assert manifest.body == json.dumps(doc, separators=(",", ":")).encode()
