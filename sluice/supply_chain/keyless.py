@@ -190,6 +190,10 @@ def load_certificate(annotations: dict[str, str]) -> x509.Certificate:
         raise LayerRejected(f"{CERTIFICATE_ANNOTATION} is not a PEM certificate") from exc
     if len(certs) != 1:
         raise LayerRejected(f"{CERTIFICATE_ANNOTATION} holds {len(certs)} certificates, not one")
+    try:
+        len(certs[0].extensions)  # parsed lazily: a malformed or duplicated extension raises here
+    except ValueError as exc:
+        raise LayerRejected(f"{CERTIFICATE_ANNOTATION} has malformed extensions: {exc}") from exc
     return certs[0]
 
 
