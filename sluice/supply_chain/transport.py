@@ -16,6 +16,7 @@ The rules, because a registry (or whoever can push to it) is not trusted:
 from __future__ import annotations
 
 import base64
+import http.client
 import ipaddress
 import json
 import re
@@ -127,22 +128,34 @@ class Response:
         """The body, at most `limit` bytes; RegistryIntegrityError (after hanging up) if there is more.
 
         `truncate` keeps the first `limit` bytes instead (error bodies, only shown to the user).
+        With a Content-Length within the limit the body is read in one call into one buffer
+        (http.client never reads past Content-Length), so a layer costs its size in memory once.
         """
         declared = self.headers.get("content-length", "")
         too_big = RegistryIntegrityError(
             f"registry answered {self.url} with more than {limit} bytes; refusing"
         )
         try:
-            if declared.isdigit() and int(declared) > limit and not truncate:
+            if self._stream is None:
+                return b""
+            if declared.isdigit() and int(declared) <= limit:
+                return self._stream.read(int(declared))
+            if declared.isdigit() and not truncate:
                 raise too_big
-            buf = bytearray()
-            while self._stream is not None and len(buf) <= limit:
-                chunk = self._stream.read(min(_CHUNK, limit + 1 - len(buf)))
-                if not chunk:
-                    break
-                buf += chunk
+            return self._read_chunks(limit, truncate, too_big)
+        except (http.client.HTTPException, OSError) as exc:
+            raise SluiceError(f"registry connection broke while reading {self.url}: {exc!r}") from exc
         finally:
             self.close()
+
+    def _read_chunks(self, limit: int, truncate: bool, too_big: RegistryIntegrityError) -> bytes:
+        """No usable Content-Length (chunked, or closed when done): read until `limit` + 1 bytes."""
+        buf = bytearray()
+        while len(buf) <= limit:
+            chunk = self._stream.read(min(_CHUNK, limit + 1 - len(buf)))
+            if not chunk:
+                break
+            buf += chunk
         if len(buf) > limit:
             if not truncate:
                 raise too_big
