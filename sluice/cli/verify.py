@@ -62,11 +62,17 @@ def _trust(args: argparse.Namespace):
             "--certificate-oidc-issuer[-regexp] for keyless signatures"
         )
     pem = read_file(args.key, "public key")
-    rekor = read_file(args.rekor_key, "Rekor key") if args.rekor_key else None
     try:
-        return KeyTrust.from_pem(pem, ed25519_mode=args.ed25519_mode, rekor_key_pem=rekor)
+        trust = KeyTrust.from_pem(pem, ed25519_mode=args.ed25519_mode)
     except SluiceError as exc:
         raise SluiceError(f"public key {args.key}: {exc}") from exc
+    if not args.rekor_key:
+        return trust
+    try:
+        rekor = read_file(args.rekor_key, "Rekor key")
+        return KeyTrust.from_pem(pem, ed25519_mode=args.ed25519_mode, rekor_key_pem=rekor)
+    except SluiceError as exc:
+        raise SluiceError(f"Rekor key {args.rekor_key}: {exc}") from exc
 
 
 def run_verify(args: argparse.Namespace) -> int:
