@@ -170,6 +170,17 @@ def test_a_ca_outside_its_validity_window_does_not_count(sigstore) -> None:
         check(annotations, KeylessTrust(ended, IdentityPolicy(subject=BUILDER, issuer=GITHUB)))
 
 
+def test_a_rekor_key_outside_its_validity_window_does_not_count(sigstore) -> None:
+    doc = json.loads(sigstore.trusted_root())
+    doc["tlogs"][0]["publicKey"]["validFor"]["end"] = "2026-01-01T12:00:00Z"  # before the signature
+    retired = parse_trusted_root(json.dumps(doc).encode(), "retired Rekor key")
+    annotations = testpki.signature_annotations(sigstore, PAYLOAD)
+    with pytest.raises(
+        LayerRejected, match=re.escape("Rekor key https://rekor.test was not valid at integratedTime")
+    ):
+        check(annotations, KeylessTrust(retired, IdentityPolicy(subject=BUILDER, issuer=GITHUB)))
+
+
 def test_without_a_rekor_bundle_there_is_no_trusted_time(sigstore, trust) -> None:
     annotations = testpki.signature_annotations(sigstore, PAYLOAD)
     del annotations[BUNDLE_ANNOTATION]
