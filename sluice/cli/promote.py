@@ -11,7 +11,14 @@ import os
 import sys
 from pathlib import Path
 
-from sluice.cli.promotion_options import git_options, mlflow_options, pr_opener, review_options, tracking_uri
+from sluice.cli.promotion_options import (
+    git_options,
+    mlflow_options,
+    pr_opener,
+    review_options,
+    signature_trust,
+    tracking_uri,
+)
 from sluice.errors import SluiceError
 
 
@@ -72,7 +79,7 @@ def run_promote(args: argparse.Namespace) -> int:
     opts = promotion.check_options(options(args, tracking))  # bad input fails before network or git
     verify = signatures.signature_verifier(
         args.env,
-        signatures.load_key(args.key),
+        signature_trust(args),
         allow_insecure_loopback=args.allow_insecure_registry,
         warn=lambda msg: print(msg, file=sys.stderr),
     )

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from sluice.cli.promotion_options import git_options, pr_opener, review_options
+from sluice.cli.promotion_options import git_options, pr_opener, review_options, signature_trust
 
 
 def register(subparsers: argparse._SubParsersAction, summary: str) -> None:
@@ -34,7 +34,7 @@ def run_rollback(args: argparse.Namespace) -> int:
     repo = Path(args.repo)
     verify = signatures.signature_verifier(
         args.env,
-        signatures.load_key(args.key),
+        signature_trust(args),
         allow_insecure_loopback=args.allow_insecure_registry,
         warn=lambda msg: print(msg, file=sys.stderr),
     )

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from sluice.promotion.signatures import signature_verifier
+from sluice.promotion.signatures import key_trust, signature_verifier
 from tests.conftest import git
 from tests.manifests.tekton.resources import by_kind_name, pipeline_task
 from tests.sluice.promotion.conftest import Registry, _register, evidence_document, make_gitops_repo
@@ -83,7 +83,7 @@ def test_the_finalize_step_moves_champion_for_exactly_the_changed_models(
         mlflow.set_tracking_uri(previous)
     reg = Registry(url=mlflow_server, a=a, b=b, versions={m: {"good1": v} for m, v in versions.items()})
     gitops = make_gitops_repo(tmp_path, [a, b, c])
-    verify = signature_verifier("production", signed_images.key_pem, allow_insecure_loopback=True)
+    verify = signature_verifier("production", key_trust(signed_images.key_pem), allow_insecure_loopback=True)
 
     def to_production(model: str) -> None:
         result = do_promote(
