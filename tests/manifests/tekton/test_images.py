@@ -4,6 +4,8 @@ from a context that contains only what the Dockerfiles copy."""
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 import shutil
 import subprocess
@@ -16,7 +18,8 @@ from sluice.lint.images import image_findings
 from tests.manifests.tekton.resources import REPO, TEKTON_DIR, steps
 
 DOCKERFILE = REPO / "images" / "Dockerfile"
-TARGETS = ("trainer", "serving")
+TARGETS = ("trainer", "serving", "ci")
+LOCK_LABEL = "dev.sluice.lock.sha256"
 PINNED = re.compile(r"^(?P<repo>[^@\s:]+(?::\d+)?(?:/[^@\s:]+)*)(?::(?P<tag>[^@\s]+))?@sha256:[0-9a-f]{64}$")
 
 
@@ -89,7 +92,7 @@ def test_multi_stage_devel_builder_and_matching_runtime() -> None:
     assert version.search(bases["builder"]).group(1) == version.search(bases["runtime"]).group(1)
 
 
-def test_both_targets_are_built_on_the_one_runtime_stage() -> None:
+def test_every_target_is_built_on_the_one_runtime_stage() -> None:
     bases = {name: base for base, name in _stages(DOCKERFILE.read_text())}
     assert {bases[target] for target in TARGETS} == {"runtime"}
 
@@ -109,12 +112,67 @@ def test_each_target_is_non_root_and_labelled(target: str) -> None:
 def test_trainer_runs_sluice_and_serving_runs_the_gated_server_on_8080() -> None:
     """The serving image must run the server the latency gate measured (ml.serving)."""
     text = DOCKERFILE.read_text()
-    trainer, serving = (_target_chain(text, target) for target in TARGETS)
+    trainer, serving = (_target_chain(text, target) for target in ("trainer", "serving"))
     assert [ins.args for ins in trainer if ins.keyword == "ENTRYPOINT"] == ['["sluice"]']
     entrypoint = [ins.args for ins in serving if ins.keyword == "ENTRYPOINT"]
     assert len(entrypoint) == 1 and "exec python -m ml.serving --model-uri" in entrypoint[0]
     assert any(ins.keyword == "EXPOSE" and ins.args == "8080" for ins in serving)
-    assert "uv pip install --python /opt/venv/bin/python ." in text
+    # Both run the one venv that holds the project, built offline on top of the locked dependencies.
+    for chain in (trainer, serving):
+        assert "COPY --from=builder-app /opt/venv /opt/venv" in [f"COPY {ins.args}" for ins in chain]
+
+
+def test_ci_runs_the_checkouts_code_with_the_locked_test_tools() -> None:
+    ci = _target_chain(DOCKERFILE.read_text(), "ci")
+    run = " ".join(ins.args for ins in ci if ins.keyword == "RUN")
+    assert 'exec /opt/venv/bin/python -m sluice "$@"' in run  # the launcher: no project copy inside
+    assert "postgresql-14 docker-registry lua5.4 lua5.1" in run
+    copies = [ins.args for ins in ci if ins.keyword == "COPY"]
+    assert "--from=builder-ci /opt/venv /opt/venv" in copies
+    assert "requirements-dev.lock requirements-ci.lock /opt/sluice/" in copies
+    cmd = [ins.args for ins in ci if ins.keyword == "CMD"]
+    assert cmd == ['["python", "-m", "pytest", "-p", "no:cacheprovider"]']
+    env = " ".join(ins.args for ins in ci if ins.keyword == "ENV")
+    assert "SLUICE_IMAGE_LOCKS=/opt/sluice" in env and "/opt/sluice-node/node_modules/.bin" in env
+
+
+_INSTALL = re.compile(r"(?:uv )?pip install [^&]*")
+
+
+def test_python_packages_come_only_from_the_hashed_locks() -> None:
+    """Every install is hash-checked from a lock, or the project itself offline with no dependencies."""
+    text = DOCKERFILE.read_text()
+    runs = [ins.args for ins in instructions(text) if ins.keyword == "RUN"]
+    installs = [m.group(0) for run in runs for m in _INSTALL.finditer(run)]
+    assert len(installs) == 4, installs
+    for install in installs:
+        words = install.split()
+        locks = [words[i + 1] for i, w in enumerate(words) if w == "-r"]
+        if locks:
+            assert "--require-hashes" in words, install
+            assert all(re.fullmatch(r"requirements(-\w+)?\.lock", f) for f in locks), install
+        else:
+            assert words[-1] == "." and {"--offline", "--no-deps", "--no-build-isolation"} <= set(words)
+    # The sdist in the lock and the project build against the hashed build backends, not fetched ones.
+    assert all("--no-build-isolation" in i for i in installs if "requirements-build.lock" not in i)
+
+
+def test_the_lock_digest_is_labelled_and_checked_against_the_copied_file(tmp_path: Path) -> None:
+    runtime = _stage_instructions(DOCKERFILE.read_text())["runtime"]
+    labels = " ".join(ins.args for ins in runtime if ins.keyword == "LABEL")
+    assert f'{LOCK_LABEL}="${{LOCK_SHA256}}"' in labels
+    assert "COPY requirements.lock /opt/sluice/requirements.lock" in [f"COPY {i.args}" for i in runtime]
+    check = next(ins.args for ins in runtime if ins.keyword == "RUN" and "sha256sum --check" in ins.args)
+    # Run that very shell snippet on a real file: the right digest passes, a wrong or missing one fails.
+    lock = tmp_path / "requirements.lock"
+    lock.write_text((REPO / "requirements.lock").read_text())
+    script = check.replace("/opt/sluice/requirements.lock", str(lock))
+    script = script.replace("/tmp/lock.sha256", str(tmp_path / "sums"))
+    right = hashlib.sha256(lock.read_bytes()).hexdigest()
+    for value, ok in ((right, True), ("0" * 64, False), ("", False)):
+        env = {"PATH": os.environ["PATH"], **({"LOCK_SHA256": value} if value else {})}
+        result = subprocess.run(["sh", "-c", script], env=env, capture_output=True, text=True)
+        assert (result.returncode == 0) is ok, (value, result.stdout + result.stderr)
 
 
 def _hadolint(path: Path) -> subprocess.CompletedProcess:
@@ -202,6 +260,10 @@ def test_the_context_leaves_out_what_the_images_do_not_need(ignore_rules, path: 
 def test_the_context_keeps_package_code_and_data(ignore_rules) -> None:
     assert not _ignored("ml/data/contract.schema.json", ignore_rules)
     assert not _ignored("sluice/cli/__init__.py", ignore_rules)
+    assert not _ignored("sluice/lint/crd-pins.yaml", ignore_rules)
+    for lock in ("requirements.lock", "requirements-dev.lock", "package-lock.json"):
+        assert not _ignored(lock, ignore_rules), lock
+    assert _ignored("uv.lock", ignore_rules)  # the images install the exports, not the uv lock
 
 
 # --- Tekton step images ---
