@@ -157,3 +157,34 @@ def test_relock_script_writes_exactly_the_exports_the_test_checks() -> None:
     script = (REPO / "tools" / "relock.sh").read_text()
     for name, options in EXPORTS.items():
         assert f"export_lock {name} {' '.join(options)}" in script
+
+
+IMAGE_LOCKS = ("requirements-dev.lock", "requirements-ci.lock")
+
+
+def stale_image_locks(baked: Path) -> list[str]:
+    """The locks a ci image recorded (SLUICE_IMAGE_LOCKS) that differ from the checkout's."""
+    return [name for name in IMAGE_LOCKS if (baked / name).read_bytes() != (REPO / name).read_bytes()]
+
+
+def test_the_ci_image_was_built_from_this_checkouts_locks() -> None:
+    """In the ci image (which records the locks it was built from): a pull request that changes a lock
+    cannot be tested with the old libraries; it needs a ci image built from its own locks."""
+    baked = os.environ.get("SLUICE_IMAGE_LOCKS")
+    if not baked:
+        pytest.skip("not running in the ci image (SLUICE_IMAGE_LOCKS unset): no image locks to compare")
+    stale = stale_image_locks(Path(baked))
+    assert stale == [], (
+        f"this ci image was built from another {', '.join(stale)} than the checkout's: build the ci target "
+        "from this commit (the deliver pipeline does: its ci-image result) and pin it as the cluster's "
+        "ci-image"
+    )
+
+
+def test_a_ci_image_built_from_another_lock_is_told_apart(tmp_path: Path) -> None:
+    for name in IMAGE_LOCKS:
+        shutil.copy(REPO / name, tmp_path / name)
+    assert stale_image_locks(tmp_path) == []
+    with (tmp_path / "requirements-dev.lock").open("a") as fh:
+        fh.write("# re-locked\n")
+    assert stale_image_locks(tmp_path) == ["requirements-dev.lock"]

@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -134,6 +135,23 @@ def test_ci_runs_the_checkouts_code_with_the_locked_test_tools() -> None:
     assert cmd == ['["python", "-m", "pytest", "-p", "no:cacheprovider"]']
     env = " ".join(ins.args for ins in ci if ins.keyword == "ENV")
     assert "SLUICE_IMAGE_LOCKS=/opt/sluice" in env and "/opt/sluice-node/node_modules/.bin" in env
+
+
+def test_the_ci_image_carries_the_pinned_schemas(crd_mirror: str, tmp_path: Path) -> None:
+    """The build step that fills the ci image's schema cache, run as written (through a loopback mirror)."""
+    builder_ci = _stage_instructions(DOCKERFILE.read_text())["builder-ci"]
+    fetch = next(ins.args for ins in builder_ci if ins.keyword == "RUN" and "pins.resolve" in ins.args)
+    script = fetch.replace("/opt/venv/bin/python", sys.executable)
+    script = script.replace("PYTHONPATH=/src", f"PYTHONPATH={REPO}")
+    script = script.replace("/opt/sluice/crd-cache", str(tmp_path / "crd-cache"))
+    result = subprocess.run(["sh", "-c", script], env={**os.environ, "CRD_MIRROR": crd_mirror},
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    from sluice.lint.pins import load_pins
+
+    assert sorted(p.name for p in (tmp_path / "crd-cache").iterdir()) == sorted(p.sha256 for p in load_pins())
+    ci = _target_chain(DOCKERFILE.read_text(), "ci")
+    assert "SLUICE_CRD_CACHE=/opt/sluice/crd-cache" in " ".join(i.args for i in ci if i.keyword == "ENV")
 
 
 _INSTALL = re.compile(r"(?:uv )?pip install [^&]*")
