@@ -30,6 +30,7 @@ EXPORTS = {
     "requirements.lock": ["--no-default-groups"],
     "requirements-dev.lock": ["--no-default-groups", "--extra", "test", "--extra", "lint"],
     "requirements-build.lock": ["--only-group", "build"],
+    "requirements-tools.lock": ["--only-group", "tools"],
     "requirements-ci.lock": ["--only-group", "ci"],
 }
 Key = tuple[str, tuple[str, ...], str, str]
@@ -159,7 +160,7 @@ def test_relock_script_writes_exactly_the_exports_the_test_checks() -> None:
         assert f"export_lock {name} {' '.join(options)}" in script
 
 
-IMAGE_LOCKS = ("requirements-dev.lock", "requirements-ci.lock")
+IMAGE_LOCKS = ("requirements-dev.lock", "requirements-tools.lock", "requirements-ci.lock")
 
 
 def stale_image_locks(baked: Path) -> list[str]:

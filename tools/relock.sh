@@ -19,5 +19,6 @@ export_lock() {
 export_lock requirements.lock --no-default-groups                              # runtime: the images
 export_lock requirements-dev.lock --no-default-groups --extra test --extra lint  # + tests, linters: CI
 export_lock requirements-build.lock --only-group build                         # setuptools, wheel
-export_lock requirements-ci.lock --only-group ci                               # node, kubectl: ci image
+export_lock requirements-tools.lock --only-group tools                         # kubectl: the images
+export_lock requirements-ci.lock --only-group ci                               # node: the ci image
 sha256sum requirements.lock

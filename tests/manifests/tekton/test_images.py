@@ -118,7 +118,10 @@ def test_trainer_runs_sluice_and_serving_runs_the_gated_server_on_8080() -> None
     entrypoint = [ins.args for ins in serving if ins.keyword == "ENTRYPOINT"]
     assert len(entrypoint) == 1 and "exec python -m ml.serving --model-uri" in entrypoint[0]
     assert any(ins.keyword == "EXPOSE" and ins.args == "8080" for ins in serving)
-    # Both run the one venv that holds the project, built offline on top of the locked dependencies.
+    # Both run the one venv that holds the project, built offline on top of the locked dependencies,
+    # and kubectl from the tools lock (promotion renders overlays with `kubectl kustomize`).
+    builder = " ".join(ins.args for ins in _stage_instructions(text)["builder"] if ins.keyword == "RUN")
+    assert "-r requirements.lock -r requirements-tools.lock" in builder
     for chain in (trainer, serving):
         assert "COPY --from=builder-app /opt/venv /opt/venv" in [f"COPY {ins.args}" for ins in chain]
 
@@ -130,7 +133,7 @@ def test_ci_runs_the_checkouts_code_with_the_locked_test_tools() -> None:
     assert "postgresql-14 docker-registry lua5.4 lua5.1" in run
     copies = [ins.args for ins in ci if ins.keyword == "COPY"]
     assert "--from=builder-ci /opt/venv /opt/venv" in copies
-    assert "requirements-dev.lock requirements-ci.lock /opt/sluice/" in copies
+    assert "requirements-dev.lock requirements-tools.lock requirements-ci.lock /opt/sluice/" in copies
     cmd = [ins.args for ins in ci if ins.keyword == "CMD"]
     assert cmd == ['["python", "-m", "pytest", "-p", "no:cacheprovider"]']
     env = " ".join(ins.args for ins in ci if ins.keyword == "ENV")
