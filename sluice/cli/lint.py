@@ -17,8 +17,12 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sluice.errors import SluiceError
+
+if TYPE_CHECKING:
+    from sluice.lint.crds import CrdSource
 
 
 def register(subparsers: argparse._SubParsersAction, summary: str) -> None:
@@ -91,7 +95,7 @@ def choose_crds(args: argparse.Namespace) -> CrdChoice:
     return CrdChoice(None, f"{pinned}, from their upstream URLs")
 
 
-def crd_source(choice: CrdChoice, offline: bool):
+def crd_source(choice: CrdChoice, offline: bool) -> CrdSource:
     """The CrdSource of a run: the directory, or every pin resolved (fetched if need be) in the cache."""
     from sluice.lint import pins
     from sluice.lint.crds import CrdSource
