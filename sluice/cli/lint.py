@@ -84,14 +84,14 @@ def choose_crds(args: argparse.Namespace) -> CrdChoice:
     if env:
         return CrdChoice(Path(env).resolve(), "from $SLUICE_CRDS_DIR")
     pinned = f"pinned in {pins.PINS_SHOWN}"
-    for mirror in (args.crd_mirror, pins.mirror_from_env()):
+    from_env = pins.mirror_from_env()
+    for mirror in (args.crd_mirror, from_env):
         if mirror and not mirror.startswith(("http://", "https://")):
             raise SluiceError(f"the CRD mirror must be an http(s) URL, got {mirror!r}")
     if args.crd_mirror:
         return CrdChoice(None, f"{pinned}, from mirror {args.crd_mirror}", args.crd_mirror)
-    mirror = pins.mirror_from_env()
-    if mirror:
-        return CrdChoice(None, f"{pinned}, from mirror {mirror} (${pins.MIRROR_ENV})", mirror)
+    if from_env:
+        return CrdChoice(None, f"{pinned}, from mirror {from_env} (${pins.MIRROR_ENV})", from_env)
     return CrdChoice(None, f"{pinned}, from their upstream URLs")
 
 
