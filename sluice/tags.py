@@ -52,6 +52,10 @@ EVIDENCE_ARTIFACT = "sluice.evidence_artifact"
 EVIDENCE_REASON = "sluice.evidence_reason"
 REGISTRATION_COMPLETE = "sluice.registration_complete"
 PRODUCTION_COMMIT = "sluice.production_commit"  # set by `sluice promote --finalize`
+# The environment a version was trained in (sluice/environment.py): sha256 of the runtime lock export
+# it was installed from, and the trainer image (REF@sha256:...) its pipeline ran in; each when known.
+LOCK_SHA256 = "sluice.lock_sha256"
+TRAINER_IMAGE = "sluice.trainer_image"
 METRIC_PREFIX = "sluice.metric."  # sluice.metric.<accuracy|f1|roc_auc>: holdout figures
 
 # Names written before the identity fields were unified; read, never written.

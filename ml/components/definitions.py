@@ -10,7 +10,7 @@ No `from __future__ import annotations` here: KFP reads the real annotation obje
 """
 
 from types import SimpleNamespace
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from kfp import dsl
 from kfp.dsl import ClassificationMetrics, Dataset, Input, Metrics, Model, Output
@@ -317,11 +317,25 @@ COMPONENT_FUNCTIONS = (
 )
 
 
-def make_components(base_image: str) -> SimpleNamespace:
-    """Every component on `base_image`, which must already hold this project (no pip at run time)."""
-    return SimpleNamespace(
-        **{
-            func.__name__: dsl.component(func, base_image=base_image, install_kfp_package=False)
-            for func in COMPONENT_FUNCTIONS
-        }
-    )
+def _with_env(component: Any, env: dict[str, str]) -> Any:
+    """The component, but every task it makes carries `env` (KFP sets it in the task's container)."""
+
+    def make_task(**kwargs: Any) -> Any:
+        task = component(**kwargs)
+        for name, value in env.items():
+            task.set_env_variable(name, value)
+        return task
+
+    return make_task
+
+
+def make_components(base_image: str, env: dict[str, str] | None = None) -> SimpleNamespace:
+    """Every component on `base_image`, which must already hold this project (no pip at run time);
+    `env` is set in every task's container (the trainer image reference, for the version's tags)."""
+    components = {
+        func.__name__: dsl.component(func, base_image=base_image, install_kfp_package=False)
+        for func in COMPONENT_FUNCTIONS
+    }
+    if env:
+        components = {name: _with_env(component, env) for name, component in components.items()}
+    return SimpleNamespace(**components)

@@ -17,6 +17,7 @@ from ml.components.markers import step
 from ml.registry.client import connect, experiment_id
 from ml.training.persist import SKOPS_TRUSTED_TYPES, load_model
 from sluice import tags
+from sluice.environment import environment_tags
 
 SCORES = ("accuracy", "f1", "roc_auc")
 # The model's own library versions, pinned in its requirements. Not "sluice" itself: that name on
@@ -75,6 +76,7 @@ def log_training_run(
             tags.MODEL_NAME: model_name,
             tags.MODEL_TYPE: best["model_type"],
             **tags.identity_tags(identity),
+            **environment_tags(),  # the lock and trainer image this step runs in, when known
         }
         run_id, holdout = _log_new_run(
             mlflow, experiment, run_tags, best, candidates, seed, best_dir, holdout_dir, contract_dir,

@@ -17,6 +17,7 @@ from ml.registry.client import connect
 from ml.registry.pipeline_runs import REJECTED, REUSED, mark_pipeline_run
 from sluice import tags
 from sluice.digest import sha256_file
+from sluice.environment import environment_tags
 
 CHALLENGER = "challenger"
 
@@ -53,6 +54,7 @@ def version_tags(
         tags.EVIDENCE_PASSED: "true",
         tags.EVIDENCE_ARTIFACT: f"evidence/{evidence_name}",
         **{tags.metric_tag(k): repr(float(holdout[k])) for k in ("accuracy", "f1", "roc_auc")},
+        **environment_tags(),  # the lock and trainer image this step runs in, when known
     }
 
 

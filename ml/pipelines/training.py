@@ -27,6 +27,7 @@ from ml.training.candidates import (
     DEFAULT_SELECTION_TOLERANCE,
     DEFAULT_VALIDATION_FRACTION,
 )
+from sluice.environment import TRAINER_IMAGE_ENV
 
 PIPELINE_NAME = "sluice-training"
 COMPILED_PATH = Path(__file__).with_name("training.yaml")
@@ -45,8 +46,13 @@ MLFLOW_RETRY = {"num_retries": 3, "backoff_duration": "5s", "backoff_factor": 2}
 
 
 def build_pipeline(base_image: str = DEFAULT_BASE_IMAGE):
-    """The pipeline function, with every component on `base_image`."""
-    c = make_components(base_image)
+    """The pipeline function, with every component on `base_image`.
+
+    A real trainer image (not the committed IR's placeholder) is also passed to every task as
+    $SLUICE_TRAINER_IMAGE, so the log and register steps can tag what they ran in.
+    """
+    env = {} if base_image == DEFAULT_BASE_IMAGE else {TRAINER_IMAGE_ENV: base_image}
+    c = make_components(base_image, env)
 
     @dsl.pipeline(
         name=PIPELINE_NAME,

@@ -18,7 +18,7 @@ from typing import Any
 
 from sluice.lint import dockerfile, kustomize, tekton
 from sluice.lint.checks import check_file, check_rendered
-from sluice.lint.crds import load_crds
+from sluice.lint.crds import CrdSource
 from sluice.lint.problems import Problem
 from sluice.lint.targets import Targets, collect_targets, shown
 from sluice.lint.validate import Schemas, discover_sluice_schemas
@@ -67,7 +67,8 @@ class Jobs:
     renders: list[tuple[Path, Future]] = field(default_factory=list)
 
 
-def run(paths: list[Path], root: Path, crds_dir: Path, workers: int | None = None) -> Report:
+def run(paths: list[Path], root: Path, crds: Path | CrdSource, workers: int | None = None) -> Report:
+    """Lint `paths` (default: the repository's deliverable folders) with the CRDs of `crds`."""
     started = time.perf_counter()
     root = root.resolve()
     targets = collect_targets([Path(p) for p in paths], root)
@@ -89,7 +90,7 @@ def run(paths: list[Path], root: Path, crds_dir: Path, workers: int | None = Non
                 jobs.hadolint = _start(jobs.pool, dockerfile.hadolint_command(docker_names), root)
             parsed = _parse(targets, root, problems, stats)
             tekton_files = _start_renders_and_tekton_lint(jobs, targets, parsed, root)
-            schemas = _schemas(crds_dir, root, problems)
+            schemas = _schemas(CrdSource.of(crds), root, problems)
             problems.extend(_check_documents(parsed, root, schemas, stats, jobs))
             problems.extend(_check_dockerfiles(targets, root))
             if docker_names:
@@ -135,12 +136,12 @@ def _start_renders_and_tekton_lint(
     return tekton_files
 
 
-def _schemas(crds_dir: Path, root: Path, problems: list[Problem]) -> Schemas:
-    schemas = Schemas(load_crds(crds_dir), crds_dir, discover_sluice_schemas(root))
+def _schemas(source: CrdSource, root: Path, problems: list[Problem]) -> Schemas:
+    schemas = Schemas(source.load(), source.directory, discover_sluice_schemas(root))
     if schemas.crds is not None:
         for message in schemas.crds.problems:
             unreadable = f"unreadable CRD file {message}"
-            problems.append(Problem(str(crds_dir), 1, "crd-missing", unreadable, "warning"))
+            problems.append(Problem(str(source.directory), 1, "crd-missing", unreadable, "warning"))
     return schemas
 
 

@@ -20,7 +20,7 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from sluice import cli
+from sluice import cli, tags
 from tests.conftest import git
 from tests.ml.conftest import (
     LENIENT_POLICY,
@@ -33,18 +33,19 @@ from tests.ml.conftest import (
 pytestmark = pytest.mark.slow
 
 REQUIRED_VERSION_TAGS = (
-    "sluice.data_sha256",
-    "sluice.git_commit",
-    "sluice.params",
-    "sluice.pipeline_run_id",
-    "sluice.model_type",
-    "sluice.metric.accuracy",
-    "sluice.metric.f1",
-    "sluice.metric.roc_auc",
-    "sluice.contract_sha256",
-    "sluice.reference_data_sha256",
-    "sluice.evidence_sha256",
-    "sluice.evidence_passed",
+    tags.DATA_SHA256,
+    tags.CODE_COMMIT,
+    tags.CODE_VERSION,
+    tags.PARAMS,
+    tags.PIPELINE_RUN_ID,
+    tags.MODEL_TYPE,
+    tags.metric_tag("accuracy"),
+    tags.metric_tag("f1"),
+    tags.metric_tag("roc_auc"),
+    tags.CONTRACT_SHA256,
+    tags.REFERENCE_SHA256,
+    tags.EVIDENCE_SHA256,
+    tags.EVIDENCE_PASSED,
 )
 STEP_LINE = re.compile(r"^  \[\s*\d+\] (\S.*?)\s{2,}(ok|cached|FAILED)\b")
 STAGING_BRANCH = "promote/credit-default/staging-v1"
@@ -127,12 +128,13 @@ def test_first_run_registers_a_challenger_on_sqlite(first_run, sqlite_home):
     version = client.get_model_version_by_alias("credit-default", "challenger")
     missing = [t for t in REQUIRED_VERSION_TAGS if t not in version.tags]
     assert missing == []
-    tags = version.tags
-    assert tags["sluice.data_sha256"] == record["identity"]["data_sha256"]
-    assert tags["sluice.reference_data_sha256"] == record["identity"]["reference_sha256"]
-    assert tags["sluice.evidence_passed"] == "true"
-    assert json.loads(tags["sluice.params"])["candidate"] == record["selected"]
-    assert float(tags["sluice.metric.f1"]) == pytest.approx(record["holdout"]["f1"], abs=1e-4)
+    found = version.tags
+    assert found[tags.DATA_SHA256] == record["identity"]["data_sha256"]
+    assert found[tags.REFERENCE_SHA256] == record["identity"]["reference_sha256"]
+    assert found[tags.CODE_COMMIT] == record["identity"]["code_commit"]
+    assert found[tags.EVIDENCE_PASSED] == "true"
+    assert json.loads(found[tags.PARAMS])["candidate"] == record["selected"]
+    assert float(found[tags.metric_tag("f1")]) == pytest.approx(record["holdout"]["f1"], abs=1e-4)
     run_artifacts = {a.path for a in client.list_artifacts(version.run_id)}
     assert {"data", "evidence", "candidates.json"} <= run_artifacts
     holdout = client.download_artifacts(version.run_id, "data/holdout.parquet")

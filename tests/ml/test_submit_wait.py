@@ -10,6 +10,7 @@ of the test session, and read back through its REST API.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shlex
@@ -78,15 +79,15 @@ def test_version_file_directory_must_exist(sluice, demo_slice, tmp_path):
 def test_the_tekton_train_task_command_line_parses(tmp_path):
     """The flags tekton/tasks/train.yaml passes are the flags `sluice submit` takes."""
     script = yaml.safe_load(TRAIN_TASK.read_text())["spec"]["steps"][0]["script"]
-    command = re.search(r'"\$\{HOME\}/venv/bin/sluice" (submit .*?)"\$@"', script.replace("\\\n", " "), re.S)
+    command = re.search(r'exec sluice (submit .*?)"\$@"', script.replace("\\\n", " "), re.S)
     assert command, "sluice submit command line not found in the train task"
-    values = {"${KFP_HOST}": "https://kfp:8888", "${TRAINER_IMAGE}": IMAGE}
+    values = {"${KFP_HOST}": "https://kfp:8888", "${TRAINER_IMAGE}": IMAGE, "${image_lock}": "ab" * 32}
     words = [values.get(w, w) for w in shlex.split(command.group(1))]
     args = cli.build_parser("submit").parse_args(words)
     assert args.func.__module__ == "sluice.cli.submit" and args.func.__name__ == "run_submit"
     assert args.wait is True
     assert args.version_file == "$(results.model-version.path)"
-    assert (args.host, args.trainer_image) == ("https://kfp:8888", IMAGE)
+    assert (args.host, args.trainer_image, args.lock_sha256) == ("https://kfp:8888", IMAGE, "ab" * 32)
     assert args.tracking_uri == "${MLFLOW_TRACKING_URI}" and args.data == "${DATA_FILE}"
 
 
@@ -236,6 +237,45 @@ def test_a_run_that_registered_writes_its_version_number(
     assert _submit(demo_slice, contract, mlflow_at, again, tmp_path, version_file=target) == 0
     assert target.read_text() == version
     assert "reused" in capsys.readouterr().out
+
+
+def test_a_registered_version_carries_the_lock_and_trainer_image_it_ran_in(
+    mlflow_at, model_name, tmp_path, monkeypatch
+):
+    """What the KFP task environment says (the image's lock file, the image submit compiled for)
+    becomes tags of the version; the lock only because every pin in it is what is installed."""
+    from importlib.metadata import version as installed
+
+    from mlflow import MlflowClient
+
+    from sluice import tags
+
+    lock = tmp_path / "requirements.lock"
+    lock.write_text(
+        "# a lock this environment was installed from\n"
+        f"pyyaml=={installed('PyYAML')} ; sys_platform == 'linux' \\\n    --hash=sha256:{'0' * 64}\n"
+        f"numpy=={installed('numpy')} \\\n    --hash=sha256:{'1' * 64}\n"
+        "pywin32==306 ; sys_platform == 'win32' \\\n    --hash=sha256:" + "2" * 64 + "\n"
+    )
+    monkeypatch.setenv("SLUICE_LOCK_FILE", str(lock))
+    monkeypatch.setenv("SLUICE_TRAINER_IMAGE", IMAGE)
+    run_id = _logged_run(mlflow_at, model_name, tmp_path)
+    version, _ = _register(mlflow_at, model_name, run_id, "key-env", _evidence(tmp_path, True), "kfp-env")
+    got = MlflowClient(mlflow_at).get_model_version(model_name, version).tags
+    assert got[tags.LOCK_SHA256] == hashlib.sha256(lock.read_bytes()).hexdigest()
+    assert got[tags.TRAINER_IMAGE] == IMAGE
+
+
+def test_an_environment_that_differs_from_its_lock_records_no_lock(tmp_path, monkeypatch):
+    from sluice import tags
+    from sluice.environment import environment_tags
+
+    lock = tmp_path / "requirements.lock"
+    lock.write_text("numpy==0.0.1 \\\n    --hash=sha256:" + "1" * 64 + "\n")
+    monkeypatch.setenv("SLUICE_TRAINER_IMAGE", "registry.example.com/sluice/trainer:latest")  # a tag
+    assert environment_tags(lock) == {}
+    monkeypatch.setenv("SLUICE_TRAINER_IMAGE", IMAGE)
+    assert environment_tags(lock) == {tags.TRAINER_IMAGE: IMAGE}
 
 
 def test_a_run_the_model_gate_refused_says_why_and_writes_nothing(
