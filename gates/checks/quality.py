@@ -49,6 +49,7 @@ def quality_checks(metrics: dict, policy: dict) -> list[dict]:
                     ">=",
                     f"policy sets no minimum {metric}",
                     skipped=True,
+                    policy_key=f"model.quality.min_{metric}",
                 )
             )
             continue
@@ -61,6 +62,7 @@ def quality_checks(metrics: dict, policy: dict) -> list[dict]:
                 threshold,
                 ">=",
                 f"{metric} not measurable: {note}" if metrics[metric] is None and note else "",
+                policy_key=f"model.quality.min_{metric}",
             )
         )
     return checks
@@ -70,6 +72,7 @@ def regression_check(candidate_f1: float | None, champion: dict | None, policy: 
     """Candidate F1 / champion F1 >= min ratio; no champion yet is a recorded pass."""
     threshold = policy["min_f1_ratio"]
     name = "regression.f1_vs_champion"
+    key = "model.regression.min_f1_ratio"
     if champion is None:
         return make_check(
             name,
@@ -79,6 +82,7 @@ def regression_check(candidate_f1: float | None, champion: dict | None, policy: 
             ">=",
             "no champion yet (first deployment): nothing to regress against",
             skipped=True,
+            policy_key=key,
         )
     if champion.get("error"):
         return make_check(
@@ -89,6 +93,7 @@ def regression_check(candidate_f1: float | None, champion: dict | None, policy: 
             ">=",
             f"champion version {champion['version']} could not be scored on this holdout: "
             f"{champion['error']}",
+            policy_key=key,
             details={"champion_version": champion["version"]},
         )
     champion_f1 = champion["f1"]
@@ -106,6 +111,7 @@ def regression_check(candidate_f1: float | None, champion: dict | None, policy: 
             ">=",
             "champion F1 is 0 on this holdout: any candidate is no regression",
             passed=True,
+            policy_key=key,
             details=details,
         )
     ratio = None if candidate_f1 is None else candidate_f1 / champion_f1
@@ -121,5 +127,6 @@ def regression_check(candidate_f1: float | None, champion: dict | None, policy: 
             f"candidate F1 {fmt(candidate_f1)} / champion v{champion['version']} F1 {fmt(champion_f1)} "
             f"= {fmt(ratio)} ({'>=' if ratio >= threshold else '<'} {fmt(threshold)})"
         ),
+        policy_key=key,
         details=details,
     )

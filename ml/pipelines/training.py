@@ -1,5 +1,6 @@
 """The training pipeline: load → data gate → (pass) train candidates → select → log → model gate
-→ (pass) register `challenger`, else record the rejection.
+→ (pass) register `challenger`, else record the rejection; a data gate that trains nothing has its
+attempt recorded in MLflow instead (record data gate).
 
 With `retrain_only_on_drift`, a data gate that passes without finding drift also skips training
 (a "no-op run": the evidence says the data was looked at and why nothing was retrained).
@@ -166,6 +167,17 @@ def build_pipeline(base_image: str = DEFAULT_BASE_IMAGE):
                     tracking_uri=tracking_uri,
                     pipeline_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
                 ).set_display_name("record rejection").set_caching_options(False).set_retry(**MLFLOW_RETRY)
+        with dsl.Else():
+            c.record_data_gate(
+                evidence=data_check.outputs["evidence"],
+                tracking_uri=tracking_uri,
+                artifact_root=artifact_root,
+                model_name=model_name,
+                run_key=run_key,
+                pipeline_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+                code_version=code_version,
+                **identity,
+            ).set_display_name("record data gate").set_caching_options(False).set_retry(**MLFLOW_RETRY)
 
     return training_pipeline
 
