@@ -261,17 +261,25 @@ def list_attempts(client: Any, model: str, version: str | None = None) -> list[A
     return sorted(attempts.values(), key=lambda a: (a.created, a.attempt))
 
 
+def _everywhere(client: Any) -> list[Attempt]:
+    """Every attempt in every experiment, and legacy evidence tagged on any version."""
+    experiments = _call("experiment search", client.search_experiments)
+    runs = _all_runs(client, [e.experiment_id for e in experiments])
+    found = {a.sha256: a for run in runs for a in attempts_of_run(run)}
+    for mv in _call("version search", client.search_model_versions):
+        digest = (mv.tags or {}).get(tags.EVIDENCE_SHA256)
+        if digest and digest not in found:
+            found[digest] = _legacy(mv.run_id or "", mv.tags, _stamp(mv.creation_timestamp))
+            found[digest].inputs["model"] = mv.name
+    return list(found.values())
+
+
 def find_attempt(client: Any, digest: str, model: str | None = None) -> Attempt:
     """The attempt whose evidence digest starts with `digest` (at least 6 hex digits)."""
     prefix = digest.strip().lower().removeprefix("sha256:")
     if not _HEX.match(prefix):
         raise SluiceError(f"evidence digest {digest!r} is not 6 to 64 hex digits")
-    if model is not None:
-        candidates = list_attempts(client, model)
-    else:
-        experiments = _call("experiment search", client.search_experiments)
-        runs = _all_runs(client, [e.experiment_id for e in experiments])
-        candidates = [a for run in runs for a in attempts_of_run(run)]
+    candidates = list_attempts(client, model) if model is not None else _everywhere(client)
     matches = {a.sha256: a for a in candidates if a.sha256.startswith(prefix)}
     if not matches:
         where = f"model {model}" if model else "any experiment"
@@ -282,7 +290,13 @@ def find_attempt(client: Any, digest: str, model: str | None = None) -> Attempt:
         raise SluiceError(
             f"evidence digest {prefix} is ambiguous ({len(matches)} attempts): give more digits"
         )
-    return next(iter(matches.values()))
+    found = next(iter(matches.values()))
+    owner = model or found.inputs.get("model")
+    if model is None and owner:  # which versions cite it: their tags live in the registry
+        for mv in _versions(client, owner):
+            if (mv.tags or {}).get(tags.EVIDENCE_SHA256) == found.sha256:
+                found.versions.append(str(mv.version))
+    return found
 
 
 def fetch_evidence(client: Any, attempt: Attempt, dst: Path) -> tuple[dict, bytes]:

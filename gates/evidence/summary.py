@@ -78,14 +78,15 @@ def fix_for(check: dict) -> str:
     if check.get("inconclusive"):
         return "the measurement could not be trusted; re-run the gate (inconclusive checks block)"
     key = check.get("policy_key")
-    if key:
-        return f"fix the input, or set {key} in a gate policy and pass it with --policy FILE"
     group = check.get("group", "")
-    if group in ("contract", "nulls"):
+    if not key and group in ("contract", "nulls"):
         return "fix the data, or the data contract given with --contract"
     section = GROUP_POLICY_SECTIONS.get(group)
+    remedy = "improve the model" if (key or section or "").startswith("model.") else "fix the data"
+    if key:
+        return f"{remedy}, or set {key} in a gate policy and pass it with --policy FILE"
     if section:
-        return f"fix the input, or set the thresholds under {section} in a gate policy (--policy FILE)"
+        return f"{remedy}, or set the thresholds under {section} in a gate policy (--policy FILE)"
     return "fix the input and re-run the gate"
 
 

@@ -98,10 +98,12 @@ def describe(marker: dict[str, Any]) -> str:
         return f"run {marker.get('run_id', '')[:12]}{reused} holdout {metric_text}"
     if step == "register":
         if marker.get("reused"):
-            return f"reused version {marker.get('version')}"
+            return f"reused version {marker.get('version')} (attempt {marker.get('attempt')} kept beside it)"
         return f"version {marker.get('version')} alias challenger"
     if step == "load":
         return ", ".join(f"{k}={v}" for k, v in marker.get("files", {}).items())
+    if step in ("record-rejection", "record-data-gate"):
+        return f"attempt kept: MLflow run {marker.get('run_id', '')[:12]}, evidence/{marker.get('attempt')}/"
     return ""
 
 

@@ -141,9 +141,14 @@ def run_show(args: argparse.Namespace) -> int:
     attempt = find_attempt(client, args.digest, args.model)
     with tempfile.TemporaryDirectory(prefix="sluice-evidence-") as tmp:
         evidence, data = fetch_evidence(client, attempt, Path(tmp))
-    if args.format == "json":
-        sys.stdout.buffer.write(data)
-        sys.stdout.flush()
+    if args.format == "json":  # the exact bytes: `| sha256sum` gives the digest back
+        binary = getattr(sys.stdout, "buffer", None)
+        if binary is None:  # a text-only stream (tests, redirections in-process)
+            sys.stdout.write(data.decode())
+        else:
+            sys.stdout.flush()
+            binary.write(data)
+            binary.flush()
     elif args.format == "markdown":
         print(to_markdown(evidence))
     else:
