@@ -155,11 +155,13 @@ def tag_run_verdict(client: Any, run_id: str, attempt: Attempt) -> None:
     A reason is set only while the latest attempt failed: a pass removes an earlier failure's
     reason (that failure stays readable in its own attempt).
     """
-    for key, value in verdict_tags(attempt).items():
-        client.set_tag(run_id, key, value)
+    from mlflow.entities import RunTag
+
+    values = verdict_tags(attempt)
     if attempt.verdict != "passed":
-        client.set_tag(run_id, tags.EVIDENCE_REASON, attempt.reason or attempt.verdict)
-    elif tags.EVIDENCE_REASON in (client.get_run(run_id).data.tags or {}):
+        values[tags.EVIDENCE_REASON] = attempt.reason or attempt.verdict
+    client.log_batch(run_id, tags=[RunTag(k, v) for k, v in values.items()])  # one call, not five
+    if attempt.verdict == "passed" and tags.EVIDENCE_REASON in (client.get_run(run_id).data.tags or {}):
         client.delete_tag(run_id, tags.EVIDENCE_REASON)
 
 

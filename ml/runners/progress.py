@@ -42,6 +42,7 @@ STEP_LABELS = {
     "record-data-gate": "record data gate",
 }
 STATUS_WIDTH = len("inconclusive")
+LABEL_WIDTH = max(map(len, STEP_LABELS.values())) + 1  # two spaces at least before the status
 
 
 @dataclass
@@ -192,7 +193,8 @@ class ProgressTap(io.TextIOBase):
             detail = record.last_lines[-1]
         timing = f"{record.wall:6.2f} s" if record.status != "CACHED" else "       -"
         status = f"{record.status_word:<{STATUS_WIDTH}}"
-        self.out.write(f"  [{self._shown:2d}] {label:<16} {status} {timing}  {detail}".rstrip() + "\n")
+        line = f"  [{self._shown:2d}] {label:<{LABEL_WIDTH}} {status} {timing}  {detail}"
+        self.out.write(line.rstrip() + "\n")
         self.out.flush()
 
     def marker_for(self, step: str) -> dict[str, Any] | None:
