@@ -97,6 +97,24 @@ def check_label(check: dict) -> str:
     return check["name"] if column is None else f"{check['name']}[{column_label(column)}]"
 
 
+def _compare(observed: Any, threshold: Any, comparator: str, skipped: bool) -> bool:
+    if skipped:
+        return True
+    if threshold is None or not measurable(observed):
+        return False
+    return bool(COMPARATORS[comparator](observed, threshold))
+
+
+def _default_reason(observed: Any, threshold: Any, comparator: str, skipped: bool, passed: bool) -> str:
+    if skipped:
+        return "not applicable"
+    if not measurable(observed):
+        return "could not be measured"
+    if passed:
+        return f"{fmt(observed)} {comparator} {fmt(threshold)}"
+    return f"{fmt(observed)} is not {comparator} {fmt(threshold)}"
+
+
 def make_check(
     name: str,
     group: str,
@@ -128,21 +146,8 @@ def make_check(
     if inconclusive:
         passed, blocking, skipped = False, True, False
     if passed is None:
-        if skipped:
-            passed = True
-        elif threshold is None or not measurable(observed):
-            passed = False
-        else:
-            passed = bool(COMPARATORS[comparator](observed, threshold))
-    if not reason:
-        if skipped:
-            reason = "not applicable"
-        elif not measurable(observed):
-            reason = "could not be measured"
-        elif passed:
-            reason = f"{fmt(observed)} {comparator} {fmt(threshold)}"
-        else:
-            reason = f"{fmt(observed)} is not {comparator} {fmt(threshold)}"
+        passed = _compare(observed, threshold, comparator, skipped)
+    reason = reason or _default_reason(observed, threshold, comparator, skipped, passed)
     record: dict[str, Any] = {"name": name}
     if column is not None:
         record["column"] = str(column)

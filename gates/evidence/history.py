@@ -313,6 +313,7 @@ def fetch_evidence(client: Any, attempt: Attempt, dst: Path) -> tuple[dict, byte
     if actual != attempt.sha256:
         raise Refused(
             f"evidence {attempt.artifact} of run {attempt.run_id} has sha256 {actual[:12]}…, "
-            f"not the recorded {attempt.sha256[:12]}… (changed after the gate ran)"
+            f"not the recorded {attempt.sha256[:12]}… (changed after the gate ran); "
+            "it cannot be trusted: run the gate again for evidence that can"
         )
     return load_evidence(local), data

@@ -168,18 +168,22 @@ def build_pipeline(base_image: str = DEFAULT_BASE_IMAGE):
                     pipeline_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
                 ).set_display_name("record rejection").set_caching_options(False).set_retry(**MLFLOW_RETRY)
         with dsl.Else():
-            c.record_data_gate(
-                evidence=data_check.outputs["evidence"],
-                tracking_uri=tracking_uri,
-                artifact_root=artifact_root,
-                model_name=model_name,
-                run_key=run_key,
-                pipeline_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
-                code_version=code_version,
-                **identity,
-            ).set_display_name("record data gate").set_caching_options(False).set_retry(**MLFLOW_RETRY)
+            _record_data_gate(
+                c, data_check, identity, tracking_uri=tracking_uri, artifact_root=artifact_root,
+                model_name=model_name, run_key=run_key, code_version=code_version,
+            )
 
     return training_pipeline
+
+
+def _record_data_gate(c, data_check, identity: dict, **params):
+    """Nothing trains (data refused, or a no-op run): the data gate's attempt still goes to MLflow."""
+    c.record_data_gate(
+        evidence=data_check.outputs["evidence"],
+        pipeline_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+        **params,
+        **identity,
+    ).set_display_name("record data gate").set_caching_options(False).set_retry(**MLFLOW_RETRY)
 
 
 def _train_and_select(c, split, load, candidates, seed, selection_tolerance, code_version):
