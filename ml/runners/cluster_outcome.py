@@ -122,10 +122,13 @@ def _stopped_at_a_gate(client: Any, model_name: str, run_id: str, marker: str) -
                 f"only on drift, a no-op run (MLflow run {mlflow_run})",
             )
         reason = found[0].data.tags.get(tags.EVIDENCE_REASON) if mark == REJECTED else None
-        mine = [a.reason for a in attempts_of_run(found[0]) if a.pipeline_run_id == run_id and a.reason]
-        reason = (mine[-1] if mine else reason) or "no reason recorded"
+        mine = [a for a in attempts_of_run(found[0]) if a.pipeline_run_id == run_id and a.reason]
+        if mine:  # this pipeline run's own attempt: its verdict (failed, inconclusive) and reason
+            what, reason = f"{mine[-1].kind} gate {mine[-1].verdict}", mine[-1].reason
         return RunOutcome(
-            None, f"run {run_id} registered nothing: {what}: {reason} (MLflow run {mlflow_run})"
+            None,
+            f"run {run_id} registered nothing: {what}: {reason or 'no reason recorded'} "
+            f"(MLflow run {mlflow_run})",
         )
     return None
 
