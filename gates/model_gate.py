@@ -29,7 +29,7 @@ from gates.checks.latency import (
     model_server,
 )
 from gates.checks.quality import classification_metrics, confusion, quality_checks, regression_check
-from gates.evidence import evidence_sha256, finalize, load_evidence, new_evidence, write_evidence
+from gates.evidence import finalize, new_evidence, write_evidence
 from gates.gate_policy import load_policy, policy_record
 from ml.data.contract import Contract, coerce_to_contract, load_contract
 from ml.registry.client import one_line
@@ -226,34 +226,33 @@ def _evidence(judged: Judged, subject: dict, y_true, fairness, attribute, policy
 
 
 def attach_evidence(client: Any, model_name: str, version: str | int, paths: list[str | Path]) -> str:
-    """Log evidence files to the version's run under `evidence/` and tag the version.
+    """Keep this gate attempt on the version's run and point the version's evidence tags at it.
 
-    Tags (`sluice.tags`): EVIDENCE_SHA256 (digest of the JSON bytes), EVIDENCE_PASSED
-    ("true"/"false") and EVIDENCE_ARTIFACT (the JSON's artifact path). Returns the digest.
+    The files go under the run's `evidence/<attempt>/` next to every earlier attempt (never over
+    one); the version's tags (`sluice.tags` EVIDENCE_SHA256, EVIDENCE_PASSED, EVIDENCE_ARTIFACT,
+    EVIDENCE_ATTEMPT) then describe this attempt, which is what `sluice promote` verifies by
+    digest. Returns the digest.
     """
     from mlflow.exceptions import MlflowException
 
-    paths = [Path(p) for p in paths]
-    json_paths = [p for p in paths if p.suffix == ".json"]
+    from gates.evidence.history import describe_attempt, record_attempt, verdict_tags
+
+    json_paths = [Path(p) for p in paths if Path(p).suffix == ".json"]
     if len(json_paths) != 1:
         raise SluiceError(f"attach_evidence needs exactly one .json among {', '.join(map(str, paths))}")
-    evidence = load_evidence(json_paths[0])
-    digest = evidence_sha256(json_paths[0])
     try:
         mv = client.get_model_version(model_name, str(version))
         if mv.run_id:
-            for path in paths:
-                client.log_artifact(mv.run_id, str(path), artifact_path="evidence")
-        client.set_model_version_tag(model_name, str(version), tags.EVIDENCE_SHA256, digest)
-        client.set_model_version_tag(
-            model_name, str(version), tags.EVIDENCE_PASSED, "true" if evidence["passed"] else "false"
-        )
-        if mv.run_id:
-            client.set_model_version_tag(
-                model_name, str(version), tags.EVIDENCE_ARTIFACT, f"evidence/{json_paths[0].name}"
-            )
+            attempt = record_attempt(client, mv.run_id, json_paths[0])
+        else:  # a version without a run: its tags are all the evidence trail there can be
+            attempt = describe_attempt(json_paths[0])
+        version_tags = verdict_tags(attempt)
+        if not mv.run_id:
+            version_tags = {k: v for k, v in version_tags.items() if k != tags.EVIDENCE_ARTIFACT}
+        for key, value in version_tags.items():
+            client.set_model_version_tag(model_name, str(version), key, value)
     except MlflowException as exc:
         raise SluiceError(
             f"cannot attach evidence to {model_name} version {version}: {one_line(exc)}"
         ) from exc
-    return digest
+    return attempt.sha256

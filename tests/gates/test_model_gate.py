@@ -9,6 +9,7 @@ the weak one must fail the regression check on the same holdout.
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 
 import pandas as pd
@@ -134,13 +135,17 @@ def test_first_deployment_passes_serves_the_model_and_attaches_evidence(registry
 
     client = registry["client"]
     mv = client.get_model_version(registry["name"], version)
-    assert mv.tags["sluice.evidence_sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
+    digest = hashlib.sha256(out.read_bytes()).hexdigest()
+    assert mv.tags["sluice.evidence_sha256"] == digest
     assert mv.tags["sluice.evidence_passed"] == "true"
-    logged = sorted(a.path for a in client.list_artifacts(mv.run_id, "evidence"))
+    attempt = mv.tags["sluice.evidence_attempt"]
+    assert attempt.endswith("-" + digest[:12])  # the attempt is named after its document
+    assert mv.tags["sluice.evidence_artifact"] == f"evidence/{attempt}/model-evidence.json"
+    logged = sorted(a.path for a in client.list_artifacts(mv.run_id, f"evidence/{attempt}"))
     assert logged == [
-        "evidence/model-evidence.html",
-        "evidence/model-evidence.json",
-        "evidence/model-evidence.md",
+        f"evidence/{attempt}/model-evidence.html",
+        f"evidence/{attempt}/model-evidence.json",
+        f"evidence/{attempt}/model-evidence.md",
     ]
 
 
@@ -174,9 +179,25 @@ def test_weaker_candidate_fails_regression_against_the_champion(registry, tmp_pa
     assert regression["details"]["champion_version"] == registry["versions"]["good"]
     assert evidence["champion"]["version"] == registry["versions"]["good"]
     assert evidence["metrics"]["champion"]["f1"] > evidence["metrics"]["candidate"]["f1"]
-    assert "FAIL regression.f1_vs_champion" in capsys.readouterr().out
+    printed = capsys.readouterr()
+    assert "FAIL regression.f1_vs_champion" in printed.out
+    refusal = printed.err.strip().splitlines()[-1]
+    assert refusal.startswith("sluice: refused: model gate failed: regression.f1_vs_champion")
+    assert refusal.endswith(
+        "set model.regression.min_f1_ratio in a gate policy and pass it with --policy FILE"
+    )
     mv = client.get_model_version(registry["name"], registry["versions"]["weak"])
     assert mv.tags["sluice.evidence_passed"] == "false"
+    assert "sluice.evidence_reason" not in mv.tags  # versions carry no free-text reason to contradict
+    assert main(
+        ["evidence", "list", "--model", registry["name"], "--version", registry["versions"]["weak"],
+         "--tracking-uri", registry["url"], "--format", "json"]
+    ) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [(a["kind"], a["verdict"], a["failing"]) for a in listed] == [
+        ("model", "failed", ["regression.f1_vs_champion"])
+    ]
+    assert listed[0]["sha256"] == mv.tags["sluice.evidence_sha256"]
 
 
 def test_unknown_version_exits_2(registry, tmp_path, capsys):
