@@ -51,6 +51,8 @@ EVIDENCE_PASSED = "sluice.evidence_passed"
 EVIDENCE_ARTIFACT = "sluice.evidence_artifact"
 EVIDENCE_REASON = "sluice.evidence_reason"
 REGISTRATION_COMPLETE = "sluice.registration_complete"
+# On a training run whose model has no fast serving path (no `onnx` flavor): the one-line reason.
+SERVING_EXPORT_ERROR = "sluice.serving_export_error"
 PRODUCTION_COMMIT = "sluice.production_commit"  # set by `sluice promote --finalize`
 METRIC_PREFIX = "sluice.metric."  # sluice.metric.<accuracy|f1|roc_auc>: holdout figures
 
