@@ -31,6 +31,7 @@ GROUPS = (
     "drift",
     "quality",
     "regression",
+    "serving",
     "latency",
     "fairness",
 )
@@ -91,12 +92,18 @@ def make_check(
     passed: bool | None = None,
     blocking: bool = True,
     skipped: bool = False,
+    inconclusive: bool = False,
     details: dict | None = None,
 ) -> dict:
     """A check record. `passed` is computed from the comparison unless given explicitly.
 
-    A skipped check (not applicable here, e.g. no timestamp column) passes and says why.
+    A skipped check (not applicable here, e.g. no timestamp column) passes and says why. An
+    inconclusive check could not be judged (e.g. latency on a host too noisy to measure it): it
+    has not passed and it blocks, and the record carries `"inconclusive": true` so that it is
+    reported apart from a check that was judged and failed (absent means false).
     """
+    if inconclusive:
+        passed, blocking = False, True
     if group not in GROUPS:
         raise ValueError(f"unknown check group {group!r}")
     if comparator not in COMPARATORS:
@@ -128,6 +135,8 @@ def make_check(
         "blocking": bool(blocking),
         "skipped": bool(skipped),
     }
+    if inconclusive:
+        record["inconclusive"] = True
     if details:
         record["details"] = jsonable(details)
     return record

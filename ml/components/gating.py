@@ -63,6 +63,12 @@ def data_gate(
     return passed, train, reason
 
 
+def inconclusive(evidence: dict) -> bool:
+    """The gate failed only on checks it could not judge (the host was too noisy to measure latency)."""
+    failed = [c for c in evidence.get("checks", []) if not c.get("passed", True) and c.get("blocking", True)]
+    return bool(failed) and all(c.get("inconclusive") for c in failed)
+
+
 def model_gate(
     *,
     model_uri: str,
@@ -74,11 +80,17 @@ def model_gate(
     subject: dict,
     out_dir: str,
 ) -> tuple[bool, str]:
+    import os
+
     import pandas as pd
 
     from ml.data.contract import load_contract
     from ml.registry.client import connect
+    from ml.serving.lifecycle import die_with_parent
 
+    # This task process starts a model server; if `sluice run` above it is killed (even by
+    # SIGKILL), the kernel ends this process, and with it (same mechanism) the server.
+    die_with_parent(os.getppid())
     with step("model-gate") as report:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         connect(tracking_uri)
@@ -101,6 +113,7 @@ def model_gate(
         reason = reason_line(evidence)
         report.update(
             passed=passed,
+            inconclusive=inconclusive(evidence),
             reason=reason,
             evidence=str(evidence_json(out_dir)),
             checks=[

@@ -73,7 +73,9 @@ def describe(marker: dict[str, Any]) -> str:
     metrics = marker.get("metrics") or marker.get("holdout") or {}
     metric_text = " ".join(f"{k}={metrics[k]:.3f}" for k in ("accuracy", "f1", "roc_auc") if k in metrics)
     if step in ("data-gate", "model-gate"):
-        verdict = "passed" if marker.get("passed") else "FAILED"
+        verdict = "FAILED" if not marker.get("passed") else "passed"
+        if marker.get("inconclusive"):
+            verdict = "INCONCLUSIVE"
         return f"{verdict}: {marker.get('reason', '')}"
     if step == "train":
         return f"{marker.get('candidate')} (fit {marker.get('fit_seconds', 0):.2f} s) {metric_text}".rstrip()

@@ -16,6 +16,10 @@ from ml.runners.summary import print_summary
 from sluice.errors import SluiceError
 
 GATE_FAILED = 1
+QUIETER_HINT = (
+    "the host was too noisy to judge the candidate's latency (not a verdict on the model): "
+    "re-run on a quieter machine"
+)
 
 
 def read_verdict(tap: ProgressTap, record: dict[str, Any], finish: Callable, log_path: Path, out: TextIO):
@@ -38,7 +42,11 @@ def read_verdict(tap: ProgressTap, record: dict[str, Any], finish: Callable, log
         tap, "model-gate", "the pipeline ended before its model gate ran", finish, log_path
     )
     if not model_gate.get("passed"):
-        record["reason"] = f"model gate failed: {model_gate.get('reason')}"
+        if model_gate.get("inconclusive"):
+            record["reason"] = f"model gate inconclusive: {model_gate.get('reason')}"
+            out.write(f"  {QUIETER_HINT}\n")
+        else:
+            record["reason"] = f"model gate failed: {model_gate.get('reason')}"
         print_summary(record, out)
         return _gate_failed(record, finish, out)
     registered = _required(
