@@ -35,6 +35,8 @@ class ServeOptions:
     name: str = "model"
     version: str | None = None
     parent_pid: int = 0
+    # "module:function" returning the ASGI app in each worker (tests wrap the model in a slow one)
+    factory: str = "ml.serving.server:create_app"
 
 
 def create_app() -> Any:
@@ -81,7 +83,7 @@ def serve(options: ServeOptions) -> None:
     os.environ[MODEL_NAME_ENV] = options.name
     os.environ[MODEL_VERSION_ENV] = options.version or ""
     config = uvicorn.Config(
-        "ml.serving.server:create_app",
+        options.factory,
         factory=True,
         host=options.host,
         port=options.port,
