@@ -178,8 +178,8 @@ def describe_load(policy: dict) -> str:
     rows = policy["rows_per_request"]
     return (
         f"{policy['requests']} requests of {rows} row{'s' if rows != 1 else ''} offered open-loop at "
-        f"{fmt(policy['rate_rps'])} req/s (one replica's production load) over up to "
-        f"{policy['concurrency']} keep-alive connections to {server_command(policy)}, "
+        f"{fmt(policy['rate_rps'])} req/s over up to {policy['concurrency']} keep-alive connections to "
+        f"{server_command(policy)} (one replica's production load), "
         f"after {policy['warmup_requests']} warm-up requests"
     )
 

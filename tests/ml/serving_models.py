@@ -40,9 +40,11 @@ def fit_kind(contract: Any, train: Any, kind: str, **overrides: Any) -> Any:
 
 def save_with_flavor(model: Any, path: Path) -> Path:
     """An MLflow model directory as the log step writes it: sklearn (skops) plus the onnx flavor."""
+    from ml.components.log import model_requirements
     from ml.serving.export import SklearnWithOnnx
 
     SklearnWithOnnx.save_model(
-        str(path), model, serialization_format="skops", skops_trusted_types=list(SKOPS_TRUSTED_TYPES)
-    )
+        str(path), model, serialization_format="skops", skops_trusted_types=list(SKOPS_TRUSTED_TYPES),
+        pip_requirements=model_requirements(),  # explicit: MLflow's inference imports the model (~15 s)
+    )  # fmt: skip
     return path

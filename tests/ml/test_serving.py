@@ -299,7 +299,7 @@ def test_a_model_without_the_flavor_is_refused_with_the_fix_and_export_adds_it(t
     path = tmp_path / "m"
     mlflow.sklearn.save_model(
         models["decision_tree"], str(path), serialization_format="skops",
-        skops_trusted_types=list(SKOPS_TRUSTED_TYPES),
+        skops_trusted_types=list(SKOPS_TRUSTED_TYPES), pip_requirements=[],
     )  # fmt: skip
     with pytest.raises(ExportError, match=r"python -m ml\.serving export"):
         OnnxModel.load(path)
