@@ -86,11 +86,12 @@ def model_gate(
 
     from ml.data.contract import load_contract
     from ml.registry.client import connect
-    from ml.serving.lifecycle import die_with_parent
+    from ml.serving.lifecycle import RUN_PID_ENV, exit_with
 
-    # This task process starts a model server; if `sluice run` above it is killed (even by
-    # SIGKILL), the kernel ends this process, and with it (same mechanism) the server.
-    die_with_parent(os.getppid())
+    # This task process starts a model server (which dies with it, PR_SET_PDEATHSIG). If the local
+    # runner above it is killed, even by SIGKILL, this process ends too (on a cluster: the pod).
+    if os.environ.get(RUN_PID_ENV):
+        exit_with(int(os.environ[RUN_PID_ENV]))
     with step("model-gate") as report:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         connect(tracking_uri)
