@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+import orjson
 import pandas as pd
 
 REQUEST_TIMEOUT_S = 10.0
@@ -45,14 +46,23 @@ def percentile(values: np.ndarray, q: float) -> float:
 
 
 def request_bodies(features: pd.DataFrame, count: int, rows_per_request: int) -> list[bytes]:
-    """MLflow `dataframe_split` JSON bodies cycling through the holdout rows, built before timing."""
+    """MLflow `dataframe_split` JSON bodies cycling through the holdout rows, built before timing.
+
+    Built from plain Python values with orjson (missing values as null): ~20 µs a body, where
+    pandas' `to_json` on a one-row slice costs ~5 ms, i.e. seconds per gate run.
+    """
+    from ml.serving.decoding import frame_columns
+
+    names = [str(c) for c in features.columns]
+    columns = frame_columns(features, list(features.columns))
+    rows = list(zip(*(columns[c] for c in features.columns), strict=True))
+    n = len(rows)
     bodies = []
-    n = len(features)
     for i in range(count):
         start = (i * rows_per_request) % n
-        idx = [(start + k) % n for k in range(rows_per_request)]
-        split = features.iloc[idx].to_json(orient="split", index=False, date_format="iso")
-        bodies.append(b'{"dataframe_split": ' + split.encode() + b"}")
+        data = [rows[(start + k) % n] for k in range(rows_per_request)]
+        doc = {"dataframe_split": {"columns": names, "data": data}}
+        bodies.append(orjson.dumps(doc, default=str, option=orjson.OPT_SERIALIZE_NUMPY))
     return bodies
 
 
