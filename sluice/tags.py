@@ -57,6 +57,8 @@ EVIDENCE_ATTEMPT = "sluice.evidence_attempt"
 ATTEMPT_PREFIX = "sluice.attempt."
 GATE_RUN = "sluice.gate_run"  # "data" on a run that holds only data-gate attempts (nothing trained)
 REGISTRATION_COMPLETE = "sluice.registration_complete"
+# On a training run whose model has no fast serving path (no `onnx` flavor): the one-line reason.
+SERVING_EXPORT_ERROR = "sluice.serving_export_error"
 PRODUCTION_COMMIT = "sluice.production_commit"  # set by `sluice promote --finalize`
 # The environment a version was trained in (sluice/environment.py): sha256 of the runtime lock export
 # it was installed from, and the trainer image (REF@sha256:...) its pipeline ran in; each when known.

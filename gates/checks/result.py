@@ -40,6 +40,7 @@ GROUP_POLICY_SECTIONS: dict[str, str | None] = {
     "drift": "data.drift",
     "quality": "model.quality",
     "regression": "model.regression",
+    "serving": "model.parity",
     "latency": "model.latency",
     "fairness": "model.fairness",
 }

@@ -76,7 +76,7 @@ def outcome(check: dict) -> str:
 def fix_for(check: dict) -> str:
     """How to proceed past one blocking check: the policy key and the flag, or the input to fix."""
     if check.get("inconclusive"):
-        return "the measurement could not be trusted; re-run the gate (inconclusive checks block)"
+        return "the host was too noisy to judge; re-run on a quieter machine (inconclusive checks block)"
     key = check.get("policy_key")
     group = check.get("group", "")
     if not key and group in ("contract", "nulls"):

@@ -134,18 +134,31 @@ def _run_metrics(best: dict, holdout: dict, candidates: list[dict]) -> dict[str,
 
 
 def _log_model(mlflow, model, sample) -> None:
-    import mlflow.sklearn
+    """The sklearn model plus its ONNX flavor (what the serving image runs), in one logged model.
+
+    A model that cannot be exported is still logged (sklearn flavor only, so the run is complete
+    and inspectable) and the run is tagged with the reason; the model gate then refuses it with
+    that reason. There is no slower fallback path that the gate would not have measured.
+    """
     from mlflow.models import infer_signature
 
-    mlflow.sklearn.log_model(
-        model,
-        name="model",
-        serialization_format="skops",
-        skops_trusted_types=list(SKOPS_TRUSTED_TYPES),
-        signature=infer_signature(sample, model.predict(sample)),
+    from ml.serving.export import log_model
+    from ml.serving.signature import ExportError
+
+    options = {
+        "serialization_format": "skops",
+        "skops_trusted_types": list(SKOPS_TRUSTED_TYPES),
+        "signature": infer_signature(sample, model.predict(sample)),
         # Explicit requirements skip MLflow's slow inference (it imports the model in a subprocess).
-        pip_requirements=model_requirements(),
-    )
+        "pip_requirements": model_requirements(),
+    }
+    try:
+        log_model(model, name="model", **options)
+    except ExportError as exc:
+        import mlflow.sklearn
+
+        mlflow.sklearn.log_model(model, name="model", **options)
+        mlflow.set_tag(tags.SERVING_EXPORT_ERROR, str(exc))
 
 
 def _log_contract(mlflow, contract_path: Path) -> None:

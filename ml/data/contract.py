@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ml.data.words import FALSE_WORDS, TRUE_WORDS
 from sluice.digest import sha256_file
 from sluice.errors import SluiceError
 from sluice.paths import require_file
@@ -25,8 +26,6 @@ from sluice.yamlfile import first_schema_error, load_yaml_mapping
 
 SCHEMA_PATH = Path(__file__).with_name("contract.schema.json")
 NUMERIC_DTYPES = ("integer", "float")
-TRUE_WORDS = frozenset({"true", "1", "yes", "y", "t"})
-FALSE_WORDS = frozenset({"false", "0", "no", "n", "f"})
 # Spellings a careful reader takes as "missing"; pandas' default list also maps "None"/"NULL".
 NA_WORDS = ["", "NA", "N/A", "NaN", "nan", "null", "NULL", "None", "#N/A"]
 _PLAIN_COLUMN = re.compile(r"^[A-Za-z0-9_.-]+$")

@@ -17,6 +17,10 @@ from ml.runners.summary import print_summary
 from sluice.errors import SluiceError
 
 GATE_FAILED = 1
+QUIETER_HINT = (
+    "the host was too noisy to judge the candidate's latency (not a verdict on the model): "
+    "re-run on a quieter machine"
+)
 
 
 def read_verdict(tap: ProgressTap, record: dict[str, Any], finish: Callable, log_path: Path, out: TextIO):
@@ -40,6 +44,8 @@ def read_verdict(tap: ProgressTap, record: dict[str, Any], finish: Callable, log
     )
     if not model_gate.get("passed"):
         record["reason"] = _refusal("model", model_gate)
+        if model_gate.get("inconclusive"):
+            out.write(f"  {QUIETER_HINT}\n")
         print_summary(record, out)
         return _gate_failed(record, finish, out)
     registered = _required(

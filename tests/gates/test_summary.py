@@ -176,7 +176,7 @@ def test_an_inconclusive_check_blocks_and_is_counted_apart_from_failures():
         "Model gate INCONCLUSIVE: 1/2 blocking checks passed. 1 inconclusive:"
     )
     assert summary.refusal().startswith("model gate inconclusive: latency.p99_ms: host too noisy")
-    assert "re-run the gate" in summary.refusal()
+    assert "re-run on a quieter machine" in summary.refusal()
     # a real failure next to it makes the verdict "failed", and both are counted
     failing = make_check("quality.roc_auc", "quality", 0.5, 0.7, ">=")
     both = _model_evidence([quality, noisy, failing])

@@ -149,7 +149,7 @@ def test_first_run_registers_a_challenger_on_sqlite(first_run, sqlite_home):
     model = mlflow.sklearn.load_model(f"runs:/{version.run_id}/model")
     assert len(model.predict(pd.read_parquet(holdout))) == 600
     attempts = {Path(a.path).name for a in client.list_artifacts(version.run_id, "evidence")}
-    model_attempt = tags["sluice.evidence_attempt"]
+    model_attempt = found[tags.EVIDENCE_ATTEMPT]
     assert model_attempt in attempts and len(attempts) == 2  # this run's data and model gate attempts
     (data_attempt,) = attempts - {model_attempt}
     def names(folder: str) -> set[str]:
@@ -157,9 +157,9 @@ def test_first_run_registers_a_challenger_on_sqlite(first_run, sqlite_home):
 
     assert names(model_attempt) == {"model-evidence.json", "model-evidence.md", "model-evidence.html"}
     assert "data-evidence.json" in names(data_attempt)
-    assert tags["sluice.evidence_artifact"] == f"evidence/{model_attempt}/model-evidence.json"
-    local_json = client.download_artifacts(version.run_id, tags["sluice.evidence_artifact"])
-    assert hashlib.sha256(Path(local_json).read_bytes()).hexdigest() == tags["sluice.evidence_sha256"]
+    assert found[tags.EVIDENCE_ARTIFACT] == f"evidence/{model_attempt}/model-evidence.json"
+    local_json = client.download_artifacts(version.run_id, found[tags.EVIDENCE_ARTIFACT])
+    assert hashlib.sha256(Path(local_json).read_bytes()).hexdigest() == found[tags.EVIDENCE_SHA256]
 
 
 def test_first_run_prints_one_line_per_step_and_a_summary(first_run, sqlite_home):
