@@ -45,8 +45,15 @@ def model_evidence(model: str, identity: dict[str, str], passed: bool = True) ->
 
     f1 = 0.81 if passed else 0.41
     check = {
-        "name": "quality.f1", "group": "quality", "observed": f1, "threshold": 0.7, "comparator": ">=",
-        "passed": passed, "reason": f"f1 {f1} vs minimum 0.7", "blocking": True, "skipped": False,
+        "name": "quality.f1",
+        "group": "quality",
+        "observed": f1,
+        "threshold": 0.7,
+        "comparator": ">=",
+        "passed": passed,
+        "reason": f"f1 {f1} vs minimum 0.7",
+        "blocking": True,
+        "skipped": False,
     }
     doc = new_evidence(
         "model",
@@ -88,8 +95,12 @@ def register_version(url: str, model: str, run_id: str, identity: dict[str, str]
         path = write_evidence(model_evidence(model, identity, passed), out, "model-evidence")
         attempt = record_attempt(client, run_id, path)
     values = version_tags(
-        run_key="rk-" + uuid.uuid4().hex, identity=identity, params={"candidate": "lr"}, pipeline_run_id="",
-        best={"model_type": "logistic_regression"}, holdout={"accuracy": 0.8, "f1": 0.81, "roc_auc": 0.9},
+        run_key="rk-" + uuid.uuid4().hex,
+        identity=identity,
+        params={"candidate": "lr"},
+        pipeline_run_id="",
+        best={"model_type": "logistic_regression"},
+        holdout={"accuracy": 0.8, "f1": 0.81, "roc_auc": 0.9},
         attempt=attempt,
     )
     values[tags.LOCK_SHA256] = sha256_file(REPO_ROOT / LOCK_FILE_NAME)
@@ -110,10 +121,15 @@ def _trained_run(url: str, model: str, base: Path, identity: dict[str, str], dat
     fitted = LogisticRegression().fit(x, (x[:, 0] > 0.5).astype(int))
     mlf = connect(url)
     experiment = experiment_id(mlf, model, "")
-    run_tags = {tags.RUN_KEY: "rk-" + uuid.uuid4().hex, tags.MODEL_NAME: model, **tags.identity_tags(identity)}
+    run_tags = {
+        tags.RUN_KEY: "rk-" + uuid.uuid4().hex,
+        tags.MODEL_NAME: model,
+        **tags.identity_tags(identity),
+    }
     with mlf.start_run(experiment_id=experiment, tags=run_tags) as run:
-        mlflow.sklearn.log_model(fitted, name="model", pip_requirements=["scikit-learn"],
-                                 serialization_format="cloudpickle")
+        mlflow.sklearn.log_model(
+            fitted, name="model", pip_requirements=["scikit-learn"], serialization_format="cloudpickle"
+        )
         record_attempt(mlf.MlflowClient(), run.info.run_id, data_evidence)
     return run.info.run_id
 
@@ -133,7 +149,9 @@ def world(mlflow_server: str, signed_images, tmp_path_factory: pytest.TempPathFa
     demo = write_demo(base / "data", reference_rows=1500, current_rows=1500)
     data_evidence = run_data_gate(demo.contract, demo.reference, demo.current, None, base / "data-gate")
     assert data_evidence["passed"], data_evidence["summary"]
-    identity = {k: data_evidence["subject"][k] for k in ("data_sha256", "reference_sha256", "contract_sha256")}
+    identity = {
+        k: data_evidence["subject"][k] for k in ("data_sha256", "reference_sha256", "contract_sha256")
+    }
     identity.update(code_commit=code_commit, code_version="0.1.0")
     previous = mlflow.get_tracking_uri()
     try:
@@ -144,7 +162,9 @@ def world(mlflow_server: str, signed_images, tmp_path_factory: pytest.TempPathFa
             PromoteOptions(model=model, version=version, env="staging", image=signed_images.signed),
             tracking_uri=mlflow_server,
             download_dir=base / "downloads",
-            verify=signature_verifier("staging", key_trust(signed_images.key_pem), allow_insecure_loopback=True),
+            verify=signature_verifier(
+                "staging", key_trust(signed_images.key_pem), allow_insecure_loopback=True
+            ),
         )
         assert result.changed and result.pushed, result.message
     finally:
@@ -152,8 +172,17 @@ def world(mlflow_server: str, signed_images, tmp_path_factory: pytest.TempPathFa
     key = base / "cosign.pub"
     key.write_bytes(signed_images.key_pem)
     yield World(
-        url=mlflow_server, model=model, version=version, run_id=run_id, gitops=gitops, data=demo.current,
-        code_commit=code_commit, evidence_artifact=attempt.artifact, images=signed_images, key=key, base=base,
+        url=mlflow_server,
+        model=model,
+        version=version,
+        run_id=run_id,
+        gitops=gitops,
+        data=demo.current,
+        code_commit=code_commit,
+        evidence_artifact=attempt.artifact,
+        images=signed_images,
+        key=key,
+        base=base,
     )
 
 
@@ -163,8 +192,15 @@ def run_trace(world: World, capsys: pytest.CaptureFixture):
 
     def run(*args: str, key: bool = True, tracking_uri: str | None = None) -> tuple[int, str, str]:
         capsys.readouterr()
-        argv = ["trace", *args, "--repo", str(world.gitops.user), "--tracking-uri", tracking_uri or world.url,
-                "--allow-insecure-loopback"]
+        argv = [
+            "trace",
+            *args,
+            "--repo",
+            str(world.gitops.user),
+            "--tracking-uri",
+            tracking_uri or world.url,
+            "--allow-insecure-loopback",
+        ]
         if key:
             argv += ["--key", str(world.key)]
         code = sluice_main(argv)

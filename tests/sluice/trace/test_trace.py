@@ -5,13 +5,20 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
-from tests.sluice.trace.conftest import World
+from sluice import tags
+from sluice.promotion import overlay
+from sluice.promotion.promote import PromoteOptions, promote
+from sluice.promotion.signatures import signature_verifier
+from tests.conftest import free_port, git
+from tests.sluice.trace.conftest import World, register_version
 
 pytestmark = pytest.mark.slow
 
+DASH = "\u2013"  # the mark of a hop not verifiable here
 HOPS = ("overlay", "version", "evidence", "code", "data", "image")
 
 
@@ -41,3 +48,193 @@ def test_a_clean_trace_agrees_at_every_hop(world: World, run_trace) -> None:
     assert "signature verified by" in hops["image"][1]
     assert out.rstrip().endswith("=> every verifiable hop agrees")
 
+
+def marks(hops: dict[str, tuple[str, str]]) -> dict[str, str]:
+    return {name: mark for name, (mark, _) in hops.items()}
+
+
+def branch_from_main(world: World, branch: str) -> None:
+    """A branch on the remote at main's tip, for a case that must not disturb main."""
+    git(world.gitops.user, "fetch", "--quiet", "origin")
+    git(world.gitops.user, "push", "--quiet", "origin", f"origin/main:refs/heads/{branch}")
+
+
+def test_tampered_evidence_is_a_cross_on_the_evidence_hop(world: World, run_trace, tmp_path: Path) -> None:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(world.url)
+    folder = world.evidence_artifact.rsplit("/", 1)[0]
+    original = Path(client.download_artifacts(world.run_id, world.evidence_artifact, str(tmp_path)))
+    kept = original.read_bytes()
+    doc = json.loads(kept)
+    doc["summary"] += " Reviewed and approved."  # a plausible edit: still valid, still "passed"
+    tampered = tmp_path / "tampered" / original.name
+    tampered.parent.mkdir()
+    tampered.write_text(json.dumps(doc))
+    client.log_artifact(world.run_id, str(tampered), artifact_path=folder)
+    try:
+        code, out, err = run_trace("--model", world.model, "--env", "staging")
+    finally:
+        original.write_bytes(kept)
+        client.log_artifact(world.run_id, str(original), artifact_path=folder)
+    hops = hop_lines(out)
+    assert code == 1, out + err
+    assert marks(hops) == {**dict.fromkeys(HOPS, "✔"), "evidence": "✘"}, out
+    assert f"not the recorded {world_digest(world)[:12]}" in hops["evidence"][1]
+    assert "=> disagrees: evidence" in out
+
+
+def world_digest(world: World) -> str:
+    return world.evidence_artifact.split("/")[1].split("-")[-1]
+
+
+def test_a_changed_data_file_is_a_cross_on_the_data_hop(world: World, run_trace) -> None:
+    kept = world.data.read_bytes()
+    world.data.write_bytes(kept + kept.splitlines(keepends=True)[-1])  # one row more
+    try:
+        code, out, err = run_trace("--model", world.model, "--env", "staging")
+    finally:
+        world.data.write_bytes(kept)
+    hops = hop_lines(out)
+    assert code == 1, out + err
+    assert marks(hops) == {**dict.fromkeys(HOPS, "✔"), "data": "✘"}, out
+    assert f"snapshot {world.data} changed since training" in hops["data"][1]
+
+
+def test_an_overlay_edited_by_hand_to_another_image_is_named(world: World, run_trace, tmp_path: Path) -> None:
+    rel = overlay.relative_overlay_file(world.model, "staging")
+    editor = tmp_path / "editor"
+    git(tmp_path, "clone", "--quiet", str(world.gitops.remote), str(editor))
+    git(editor, "checkout", "--quiet", "-b", "hand-edit")
+    path = editor / rel
+    path.write_text(path.read_text().replace(world.images.signed, world.images.unsigned))
+    git(editor, "commit", "--quiet", "-am", "hotfix: roll the serving image")
+    git(editor, "push", "--quiet", "origin", "hand-edit")
+    edit = git(editor, "rev-parse", "HEAD")
+
+    code, out, err = run_trace("--model", world.model, "--env", "staging", "--ref", "hand-edit")
+    hops = hop_lines(out)
+    assert code == 1, out + err
+    assert marks(hops) == {**dict.fromkeys(HOPS, "✔"), "overlay": "✘", "image": "✘"}, out
+    assert f"edited by hand in {edit[:12]} (Sluice Test <test@sluice.invalid>)" in hops["overlay"][1]
+    assert f"image {world.images.signed} -> {world.images.unsigned}" in hops["overlay"][1]
+    assert "is not signed" in hops["image"][1]
+    assert "at origin/hand-edit" in out
+
+
+def test_an_unsigned_image_is_a_cross_on_the_image_hop(world: World, run_trace, tmp_path: Path) -> None:
+    branch_from_main(world, "unsigned")
+    warnings: list[str] = []
+    promote(
+        world.gitops.user,
+        PromoteOptions(model=world.model, version=world.version, env="staging", image=world.images.unsigned),
+        tracking_uri=world.url,
+        download_dir=tmp_path,
+        verify=signature_verifier("staging", None, warn=warnings.append),  # a laptop without a key
+        branch="unsigned",
+    )
+    assert any("NOT verified" in w for w in warnings)
+    code, out, err = run_trace("--model", world.model, "--env", "staging", "--ref", "unsigned")
+    hops = hop_lines(out)
+    assert code == 1, out + err
+    assert marks(hops) == {**dict.fromkeys(HOPS, "✔"), "image": "✘"}, out
+    assert (
+        hops["image"][1].startswith(f"{world.images.unsigned}: image") and "is not signed" in hops["image"][1]
+    )
+    # Without a key the signature is not verifiable here: a dash, not a cross, and exit 0.
+    code, out, _ = run_trace("--model", world.model, "--env", "staging", "--ref", "unsigned", key=False)
+    assert code == 0 and hop_lines(out)["image"][0] == DASH and "signature not checked" in out
+
+
+def test_a_deleted_mlflow_version_is_named_and_the_rest_still_prints(
+    world: World, run_trace, tmp_path: Path
+) -> None:
+    from mlflow import MlflowClient
+
+    identity = {
+        k: v
+        for k, v in tags.read_identity(
+            MlflowClient(world.url).get_model_version(world.model, world.version).tags
+        ).items()
+    }
+    version, _ = register_version(world.url, world.model, world.run_id, identity)
+    branch_from_main(world, "deleted")
+    promote(
+        world.gitops.user,
+        PromoteOptions(model=world.model, version=version, env="staging", image=world.images.signed),
+        tracking_uri=world.url,
+        download_dir=tmp_path,
+        verify=signature_verifier("staging", None, warn=lambda _: None),
+        branch="deleted",
+    )
+    MlflowClient(world.url).delete_model_version(world.model, version)
+    code, out, err = run_trace("--model", world.model, "--env", "staging", "--ref", "deleted")
+    hops = hop_lines(out)
+    assert code == 1, out + err
+    assert marks(hops) == {
+        "overlay": "✔",
+        "version": "✘",
+        "evidence": DASH,
+        "code": DASH,
+        "data": DASH,
+        "image": "✔",
+    }, out
+    assert (
+        f"model {world.model} version {version} is not in the MLflow registry (deleted since promotion?)"
+        in out
+    )
+
+
+def test_an_unreachable_mlflow_server_is_exit_2_with_git_and_image_still_checked(
+    world: World, run_trace
+) -> None:
+    down = f"http://127.0.0.1:{free_port()}"
+    code, out, err = run_trace("--model", world.model, "--env", "staging", tracking_uri=down)
+    hops = hop_lines(out)
+    assert code == 2, out + err
+    assert marks(hops) == {**dict.fromkeys(HOPS, "✘"), "overlay": "✔", "image": "✔"}, out
+    assert f"MLflow server at {down} is unreachable" in hops["version"][1]
+    assert "=> incomplete: could not read version, evidence, code, data" in out
+
+
+def test_unknown_model_is_a_cross_and_bad_usage_is_exit_2(world: World, run_trace) -> None:
+    code, out, err = run_trace("--model", "no-such-model", "--env", "staging")
+    hops = hop_lines(out)
+    assert code == 1, out + err
+    assert hops["overlay"] == (
+        "✘",
+        "no apps/no-such-model/overlays/staging/model-version.yaml at origin/main: "
+        "unknown model or environment",
+    )
+    assert {hops[h][0] for h in HOPS[1:]} == {DASH}
+    code, out, err = run_trace("--env", "staging")
+    assert code == 2 and "sluice: error: trace needs --model" in err and out == ""
+    code, out, err = run_trace("--model", world.model, "--env", "qa")
+    assert code == 2 and "unknown environment 'qa'" in err
+
+
+def test_json_matches_the_shipped_schema_and_markdown_is_a_ticket(world: World, run_trace) -> None:
+    import jsonschema
+
+    from sluice.trace.report import SCHEMA_FILE
+
+    code, out, _ = run_trace("--model", world.model, "--env", "staging", "--format", "json")
+    assert code == 0
+    doc = json.loads(out)
+    jsonschema.Draft202012Validator(json.loads(SCHEMA_FILE.read_text())).validate(doc)
+    (one,) = doc["traces"]
+    assert doc["exit_code"] == 0 and one["verdict"] == "agrees" and one["version"] == world.version
+    version = next(h for h in one["hops"] if h["name"] == "version")
+    assert version["facts"]["run_id"] == world.run_id
+    assert version["facts"]["identity"]["code_commit"] == world.code_commit
+    code, out, _ = run_trace("--model", world.model, "--env", "staging", "--format", "markdown")
+    assert code == 0 and "| ✔ | evidence |" in out and "**Verdict:** every verifiable hop agrees" in out
+
+
+def test_an_image_or_a_version_finds_the_environments_serving_it(world: World, run_trace) -> None:
+    code, out, err = run_trace(world.images.signed)
+    assert code == 0, out + err
+    assert out.startswith(f"trace {world.model} v{world.version} in staging at origin/main")
+    code, out, err = run_trace("--model", world.model, "--version", world.version)
+    assert code == 0, out + err
+    assert out.startswith(f"trace {world.model} v{world.version} in staging at origin/main")
