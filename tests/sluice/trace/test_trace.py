@@ -238,3 +238,54 @@ def test_an_image_or_a_version_finds_the_environments_serving_it(world: World, r
     code, out, err = run_trace("--model", world.model, "--version", world.version)
     assert code == 0, out + err
     assert out.startswith(f"trace {world.model} v{world.version} in staging at origin/main")
+
+
+def test_production_through_a_merged_pull_request_with_attestation_and_alias(
+    world: World, run_trace, tmp_path: Path
+) -> None:
+    from sluice.promotion.finalize import finalize
+    from sluice.promotion.signatures import key_trust
+
+    branch_from_main(world, "prod")
+    result = promote(
+        world.gitops.user,
+        PromoteOptions(model=world.model, version=world.version, env="production", image=world.images.signed),
+        tracking_uri=world.url,
+        download_dir=tmp_path,
+        verify=signature_verifier(
+            "production", key_trust(world.images.key_pem), allow_insecure_loopback=True
+        ),
+        branch="prod",
+        pr_body_path=tmp_path / "pr.md",
+    )
+    reviewer = tmp_path / "reviewer"
+    git(tmp_path, "clone", "--quiet", "--branch", "prod", str(world.gitops.remote), str(reviewer))
+    git(reviewer, "fetch", "--quiet", "origin", result.branch)
+    message = f"Merge pull request #7 from acme/{result.branch}"
+    git(reviewer, "merge", "--quiet", "--no-ff", "-m", message, "FETCH_HEAD")
+    git(reviewer, "push", "--quiet", "origin", "prod")
+    merge = git(reviewer, "rev-parse", "HEAD")
+    finalize(world.gitops.user, world.model, tracking_uri=world.url, branch="prod")
+
+    code, out, err = run_trace("--model", world.model, "--env", "production", "--ref", "prod")
+    hops = hop_lines(out)
+    assert code == 0, out + err
+    assert marks(hops) == dict.fromkeys(HOPS, "✔"), out
+    assert f"written by sluice in {result.commit[:12]}" in hops["overlay"][1]
+    assert f"merged in {merge[:12]}" in hops["overlay"][1]
+    assert "champion" in hops["version"][1]
+    assert "and 1 passing gate-evidence attestation(s) verified" in hops["image"][1]
+    assert "as production requires" in hops["image"][1]
+    code, out, _ = run_trace(
+        "--model", world.model, "--env", "production", "--ref", "prod", "--format", "json"
+    )
+    (one,) = json.loads(out)["traces"]
+    facts = {h["name"]: h["facts"] for h in one["hops"]}
+    assert facts["overlay"]["merged_by"]["pull_request"] == "7"
+    assert facts["overlay"]["last_change"]["trailers"]["Sluice-Environment"] == "production"
+    history = facts["version"]["promotions"]
+    assert [(p["env"], p["version"]) for p in history[:2]] == [
+        ("production", world.version),
+        ("staging", world.version),
+    ]
+    assert facts["version"]["production_commit"] == result.commit
