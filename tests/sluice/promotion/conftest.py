@@ -249,9 +249,8 @@ def _push_image(client, repository: str, tag: str, content: bytes) -> str:
     return client.put_manifest(repository, tag, manifest, OCI_MANIFEST)
 
 
-@pytest.fixture(scope="session")
-def signed_images(oci_registry: str) -> SignedImages:
-    pytest.importorskip("sluice.supply_chain.sign")
+def make_signed_images(oci_registry: str) -> SignedImages:
+    """Three images pushed to the registry: signed and attested, signed only, unsigned (fresh key)."""
     from cryptography.hazmat.primitives.asymmetric import ec
 
     from sluice.supply_chain.constants import PREDICATE_TYPE
@@ -269,3 +268,9 @@ def signed_images(oci_registry: str) -> SignedImages:
         sign_image(refs[name], key, allow_insecure_loopback=True)
     attest_image(refs["signed"], key, evidence_document("any"), PREDICATE_TYPE, allow_insecure_loopback=True)
     return SignedImages(public_key_pem(key), refs["signed"], refs["signed-only"], refs["unsigned"])
+
+
+@pytest.fixture(scope="session")
+def signed_images(oci_registry: str) -> SignedImages:
+    pytest.importorskip("sluice.supply_chain.sign")
+    return make_signed_images(oci_registry)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +21,12 @@ from sluice.promotion.promote import PromoteOptions, promote
 from sluice.promotion.signatures import key_trust, signature_verifier
 from sluice.trace.provenance import PIPELINE_IR
 from tests.conftest import REPO_ROOT, git
-from tests.sluice.promotion.conftest import GitOpsRepo, make_gitops_repo, signed_images  # noqa: F401
+from tests.sluice.promotion.conftest import (  # noqa: F401 - signed_images: the session fixture
+    GitOpsRepo,
+    SignedImages,
+    make_gitops_repo,
+    signed_images,
+)
 
 
 @dataclass
@@ -35,7 +39,7 @@ class World:
     data: Path  # the snapshot the data gate read
     code_commit: str
     evidence_artifact: str
-    images: object  # SignedImages
+    images: SignedImages
     key: Path  # the cosign public key, as a file
     base: Path
 
@@ -134,45 +138,45 @@ def _trained_run(url: str, model: str, base: Path, identity: dict[str, str], dat
     return run.info.run_id
 
 
-@pytest.fixture(scope="session")
-def world(mlflow_server: str, signed_images, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:  # noqa: F811
-    """v1 of a fresh model, gated and promoted to staging on the remote's main with a signed image."""
+def build_world(url: str, images: SignedImages, base: Path) -> World:
+    """v1 of a fresh model, gated and promoted to staging on the remote's main with a signed image.
+
+    A plain function, so benchmarks/bench_trace.py builds the same world outside pytest."""
     import mlflow
 
     from gates.data_gate import run_data_gate
     from ml.data.demo import write_demo
 
-    base = tmp_path_factory.mktemp("trace-world")
     model = f"tr-{uuid.uuid4().hex[:6]}"
     gitops = make_gitops_repo(base, [model])
     code_commit = _code_commit(gitops, base)
     demo = write_demo(base / "data", reference_rows=1500, current_rows=1500)
     data_evidence = run_data_gate(demo.contract, demo.reference, demo.current, None, base / "data-gate")
-    assert data_evidence["passed"], data_evidence["summary"]
+    if not data_evidence["passed"]:
+        raise RuntimeError(data_evidence["summary"])
     identity = {
         k: data_evidence["subject"][k] for k in ("data_sha256", "reference_sha256", "contract_sha256")
     }
     identity.update(code_commit=code_commit, code_version="0.1.0")
     previous = mlflow.get_tracking_uri()
     try:
-        run_id = _trained_run(mlflow_server, model, base, identity, base / "data-gate" / "data-evidence.json")
-        version, attempt = register_version(mlflow_server, model, run_id, identity)
+        run_id = _trained_run(url, model, base, identity, base / "data-gate" / "data-evidence.json")
+        version, attempt = register_version(url, model, run_id, identity)
         result = promote(
             gitops.user,
-            PromoteOptions(model=model, version=version, env="staging", image=signed_images.signed),
-            tracking_uri=mlflow_server,
+            PromoteOptions(model=model, version=version, env="staging", image=images.signed),
+            tracking_uri=url,
             download_dir=base / "downloads",
-            verify=signature_verifier(
-                "staging", key_trust(signed_images.key_pem), allow_insecure_loopback=True
-            ),
+            verify=signature_verifier("staging", key_trust(images.key_pem), allow_insecure_loopback=True),
         )
-        assert result.changed and result.pushed, result.message
+        if not (result.changed and result.pushed):
+            raise RuntimeError(f"the world's promotion did not happen: {result.message}")
     finally:
         mlflow.set_tracking_uri(previous)
     key = base / "cosign.pub"
-    key.write_bytes(signed_images.key_pem)
-    yield World(
-        url=mlflow_server,
+    key.write_bytes(images.key_pem)
+    return World(
+        url=url,
         model=model,
         version=version,
         run_id=run_id,
@@ -180,10 +184,15 @@ def world(mlflow_server: str, signed_images, tmp_path_factory: pytest.TempPathFa
         data=demo.current,
         code_commit=code_commit,
         evidence_artifact=attempt.artifact,
-        images=signed_images,
+        images=images,
         key=key,
         base=base,
     )
+
+
+@pytest.fixture(scope="session")
+def world(mlflow_server: str, signed_images, tmp_path_factory: pytest.TempPathFactory) -> World:  # noqa: F811
+    return build_world(mlflow_server, signed_images, tmp_path_factory.mktemp("trace-world"))
 
 
 @pytest.fixture
