@@ -40,6 +40,12 @@ def register(subparsers: argparse._SubParsersAction, summary: str) -> None:
         "--data", metavar="PATH", help="the snapshot to re-hash (default: where the data gate read it)"
     )
     p.add_argument(
+        "--code-repo",
+        type=Path,
+        metavar="PATH",
+        help="repository holding the training code, when not --repo (the code commit is looked up there too)",
+    )
+    p.add_argument(
         "--artifact-root",
         help="object-store root behind mlflow-artifacts:/ URIs (default: $SLUICE_ARTIFACT_ROOT or "
         "s3://mlflow-artifacts)",
@@ -55,6 +61,7 @@ def register(subparsers: argparse._SubParsersAction, summary: str) -> None:
 
 
 def run_trace(args: argparse.Namespace) -> int:
+    from sluice import paths
     from sluice.cli.gate import check_reachable
     from sluice.cli.promotion_options import signature_trust, tracking_uri
     from sluice.promotion import promote
@@ -76,6 +83,8 @@ def run_trace(args: argparse.Namespace) -> int:
         or os.environ.get(promote.ARTIFACT_ROOT_ENV)
         or promote.DEFAULT_ARTIFACT_ROOT,
         data=args.data,
+        code_repo=args.code_repo,
+        home=paths.home(args.home).root,
         trust=signature_trust(args),
         allow_insecure_loopback=args.allow_insecure_loopback,
         docker_config=args.docker_config,

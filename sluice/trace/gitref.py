@@ -200,5 +200,9 @@ def overlays_at(co: Checkout) -> dict[str, dict[str, overlay.OverlayState]]:
     return read_overlays(co.path)
 
 
-def has_commit(sha: str, *repos: Path) -> bool:
-    return any(git(r, "cat-file", "-e", f"{sha}^{{commit}}", check=False).returncode == 0 for r in repos if r)
+def holding(sha: str, *repos: Path) -> Path | None:
+    """The first of `repos` that has commit `sha`, or None."""
+    for repo in repos:
+        if git(repo, "cat-file", "-e", f"{sha}^{{commit}}", check=False).returncode == 0:
+            return repo
+    return None

@@ -21,7 +21,7 @@ from sluice.environment import LOCK_FILE_NAME
 from sluice.errors import SluiceError
 from sluice.git import blob
 from sluice.promotion.gitops import Checkout
-from sluice.trace.gitref import has_commit
+from sluice.trace.gitref import holding
 from sluice.trace.hops import Hop, fail, ok, skip, unreachable
 from sluice.trace.registry import is_unreachable
 
@@ -34,27 +34,28 @@ def shipped_ir() -> Path:
     return Path(__file__).resolve().parents[2] / PIPELINE_IR
 
 
-def _blob_sha256(co: Checkout, commit: str, path: str) -> str | None:
-    data = blob(co.path, commit, path)
+def _blob_sha256(repo: Path, commit: str, path: str) -> str | None:
+    data = blob(repo, commit, path)
     return hashlib.sha256(data).hexdigest() if data is not None else None
 
 
-def code_hop(co: Checkout, repo: Path, version_tags: dict[str, str]) -> Hop:
-    """Hop 4: the recorded code commit is in this repository; its pipeline IR and lock, compared."""
+def code_hop(co: Checkout, repos: list[Path], version_tags: dict[str, str]) -> Hop:
+    """Hop 4: the recorded code commit is in this repository (or `repos`); its pipeline IR and lock."""
     recorded = tags.read_tag(version_tags, tags.CODE_COMMIT)
     if not recorded or recorded == "unknown":
         return skip("code", "the version records no code commit")
     commit = recorded.removesuffix(DIRTY)
     dirty = recorded.endswith(DIRTY)
     facts: dict[str, Any] = {"commit": recorded, "dirty": dirty}
-    if not has_commit(commit, co.path, repo):
+    repo = holding(commit, co.path, *repos)
+    if repo is None:
         return fail(
             "code",
             f"code commit {commit[:12]} is not in this repository (fetch it, or it was rewritten away)",
             **facts,
         )
     notes = []
-    at_commit = _blob_sha256(co, commit, PIPELINE_IR)
+    at_commit = _blob_sha256(repo, commit, PIPELINE_IR)
     here = shipped_ir()
     if at_commit is None:
         notes.append(f"no {PIPELINE_IR} at that commit")
@@ -68,7 +69,7 @@ def code_hop(co: Checkout, repo: Path, version_tags: dict[str, str]) -> Hop:
         )
     lock = version_tags.get(tags.LOCK_SHA256)
     if lock:
-        at_lock = _blob_sha256(co, commit, LOCK_FILE_NAME)
+        at_lock = _blob_sha256(repo, commit, LOCK_FILE_NAME)
         facts["lock_matches"] = at_lock == lock
         if at_lock != lock:
             return fail(
@@ -97,14 +98,32 @@ def _snapshot_path(client: Any, attempts: list[Any], data_sha256: str) -> tuple[
     return None, ""
 
 
-def data_hop(client: Any, version_tags: dict[str, str], attempts: list[Any], given: str | None) -> Hop:
-    """Hop 5: the snapshot the run used is still there and still hashes to the recorded sha256."""
+def _recorded_path(home: Path | None, version_tags: dict[str, str], data_sha256: str) -> str | None:
+    """The snapshot path a laptop run recorded (`<home>/runs/<run key>.json`) for this data digest."""
+    from ml.runners import records
+
+    key = tags.read_tag(version_tags, tags.RUN_KEY)
+    record = records.read(home, key) if home is not None and key else None
+    if not record or (record.get("identity") or {}).get("data_sha256") != data_sha256:
+        return None
+    return record.get("data")
+
+
+def data_hop(
+    client: Any, version_tags: dict[str, str], attempts: list[Any], given: str | None, home: Path | None
+) -> Hop:
+    """Hop 5: the snapshot the run used is still there and still hashes to the recorded sha256.
+
+    Where it was: `--data`, else the laptop run's record (the user's file, by run key), else the
+    path the run's data gate read (in a pipeline, its copy of the snapshot).
+    """
     recorded = tags.read_tag(version_tags, tags.DATA_SHA256)
     if not recorded:
         return skip("data", f"the version records no {tags.DATA_SHA256}")
     facts: dict[str, Any] = {"sha256": recorded}
-    source = "--data"
-    path = given
+    path, source = given, "--data"
+    if path is None:
+        path, source = _recorded_path(home, version_tags, recorded), "the run record"
     if path is None:
         try:
             path, source = _snapshot_path(client, attempts, recorded)

@@ -42,6 +42,8 @@ class Request:
     branch: str = "main"
     artifact_root: str = DEFAULT_ARTIFACT_ROOT
     data: str | None = None
+    home: Path | None = None  # a laptop home: its run records say where the snapshot was read
+    code_repo: Path | None = None  # where the code commit lives, when not in the GitOps repository
     trust: Trust | None = None
     allow_insecure_loopback: bool = False
     docker_config: str | None = None
@@ -105,8 +107,10 @@ def _mlflow_hops(
         return
     hop, attempts = registry.evidence_hop(client, model, version, mv, state)
     trace.hops.append(hop)
-    trace.hops.append(provenance.code_hop(co, req.repo, dict(mv.tags or {})))
-    trace.hops.append(provenance.data_hop(client, dict(mv.tags or {}), attempts, req.data))
+    trace.hops.append(
+        provenance.code_hop(co, [p for p in (req.repo, req.code_repo) if p], dict(mv.tags or {}))
+    )
+    trace.hops.append(provenance.data_hop(client, dict(mv.tags or {}), attempts, req.data, req.home))
 
 
 def _walk(

@@ -289,3 +289,17 @@ def test_production_through_a_merged_pull_request_with_attestation_and_alias(
         ("staging", world.version),
     ]
     assert facts["version"]["production_commit"] == result.commit
+
+
+def test_status_links_each_environment_line_to_its_trace(world: World, run_trace, capsys) -> None:
+    from sluice.cli import main as sluice_main
+
+    capsys.readouterr()
+    sluice_main(["status", "--trace", "--repo", str(world.gitops.user), "--tracking-uri", world.url])
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].split()[-1] == "TRACE"
+    row = next(line for line in out.splitlines() if line.startswith(world.model) and " staging " in line)
+    command = row[row.index("sluice trace") :].split()
+    assert command == ["sluice", "trace", "--model", world.model, "--env", "staging"]
+    code, traced, err = run_trace(*command[2:])  # the command as printed, against the same git and MLflow
+    assert code == 0, traced + err
