@@ -114,6 +114,33 @@ def _changed_by_hand(co: Checkout, rel: str, state: overlay.OverlayState, last_s
     ]
 
 
+def _authorship_problem(
+    co: Checkout, rel: str, text: str, state: overlay.OverlayState, model: str, commits: list[Commit]
+) -> str | None:
+    """Why the overlay is not what Sluice wrote (no annotations, no promotion commit, a hand edit)."""
+    if state.version is None and overlay.ANN_VERSION in text:
+        return None  # the unpromoted stub: nothing was promoted, nothing to attribute
+    if state.model is None or state.version is None:
+        return f"{rel} has no Sluice annotations ({overlay.ANN_MODEL}): hand-written?"
+    if state.model != model:
+        return f"{rel} is annotated for model {state.model!r}, not {model!r}"
+    last, last_sluice = commits[0], next((c for c in commits if c.by_sluice), None)
+    if last_sluice is None:
+        return f"{rel} was never written by sluice promote/rollback"
+    if last_sluice.trailers.get(TRAILER_VERSION) != state.version:
+        return (
+            f"{rel} holds v{state.version} but its promotion commit {last_sluice.sha[:12]} says "
+            f"v{last_sluice.trailers.get(TRAILER_VERSION)}"
+        )
+    changes = _changed_by_hand(co, rel, state, last_sluice) if last.sha != last_sluice.sha else []
+    if changes:
+        return (
+            f"edited by hand in {last.sha[:12]} ({last.author}) after sluice wrote it in "
+            f"{last_sluice.sha[:12]}: " + "; ".join(changes)
+        )
+    return None
+
+
 def overlay_hop(co: Checkout, model: str, env: str, where: str) -> tuple[Hop, overlay.OverlayState | None]:
     """Hop 1: the overlay at the ref, the commit that last changed it, and whether Sluice wrote it."""
     rel = overlay.relative_overlay_file(model, env)
@@ -139,33 +166,12 @@ def overlay_hop(co: Checkout, model: str, env: str, where: str) -> tuple[Hop, ov
     if merge is not None:
         pr = _PR.search(merge.subject)
         facts["merged_by"] = {**_describe_commit(merge), "pull_request": pr.group(1) if pr else None}
-    if state.model is None or (state.version is None and overlay.ANN_VERSION not in text):
-        return fail(
-            "overlay", f"{rel} has no Sluice annotations ({overlay.ANN_MODEL}): hand-written?", **facts
-        ), state
-    if state.model != model:
-        return fail("overlay", f"{rel} is annotated for model {state.model!r}, not {model!r}", **facts), state
+    problem = _authorship_problem(co, rel, text, state, model, commits)
+    if problem is not None:
+        return fail("overlay", problem, **facts), state
     if state.version is None:
         return fail("overlay", f"{env} holds no version of {model} at {where} (unpromoted)", **facts), state
-    last_sluice = next((c for c in commits if c.by_sluice), None)
-    if last_sluice is None:
-        return fail("overlay", f"{rel} was never written by sluice promote/rollback", **facts), state
-    if last_sluice.trailers.get(TRAILER_VERSION) != state.version:
-        return fail(
-            "overlay",
-            f"{rel} holds v{state.version} but its promotion commit {last_sluice.sha[:12]} says "
-            f"v{last_sluice.trailers.get(TRAILER_VERSION)}",
-            **facts,
-        ), state
-    if last.sha != last_sluice.sha:
-        changes = _changed_by_hand(co, rel, state, last_sluice)
-        if changes:
-            return fail(
-                "overlay",
-                f"edited by hand in {last.sha[:12]} ({last.author}) after sluice wrote it in "
-                f"{last_sluice.sha[:12]}: " + "; ".join(changes),
-                **facts,
-            ), state
+    last_sluice = next(c for c in commits if c.by_sluice)
     how = f"merged in {merge.sha[:12]}" if merge else "committed directly"
     return ok(
         "overlay",

@@ -44,8 +44,9 @@ class Registry:
         return self.versions[model][label].number
 
 
-def evidence_document(model: str, passed: bool = True) -> dict:
-    """Model evidence built and validated by the gates' own evidence module."""
+def evidence_document(model: str, passed: bool = True, subject: dict | None = None) -> dict:
+    """Model evidence built and validated by the gates' own evidence module (`subject` replaces
+    the default one: what the gate says it judged)."""
     from gates.evidence import finalize, new_evidence, validate_evidence
 
     f1 = 0.81 if passed else 0.41
@@ -63,7 +64,7 @@ def evidence_document(model: str, passed: bool = True) -> dict:
     doc = new_evidence(
         "model",
         [check],
-        {"model": model, "data_sha256": "ab" * 32, "code_commit": "0" * 40},
+        subject or {"model": model, "data_sha256": "ab" * 32, "code_commit": "0" * 40},
         extra={
             "policy": {"sources": [{"path": "policy.yaml", "sha256": "cd" * 32}], "values": {"min_f1": 0.7}},
             "metrics": {"f1": f1},

@@ -24,6 +24,7 @@ from tests.conftest import REPO_ROOT, git
 from tests.sluice.promotion.conftest import (  # noqa: F401 - signed_images: the session fixture
     GitOpsRepo,
     SignedImages,
+    evidence_document,
     make_gitops_repo,
     signed_images,
 )
@@ -42,34 +43,6 @@ class World:
     images: SignedImages
     key: Path  # the cosign public key, as a file
     base: Path
-
-
-def model_evidence(model: str, identity: dict[str, str], passed: bool = True) -> dict:
-    from gates.evidence import new_evidence, validate_evidence
-
-    f1 = 0.81 if passed else 0.41
-    check = {
-        "name": "quality.f1",
-        "group": "quality",
-        "observed": f1,
-        "threshold": 0.7,
-        "comparator": ">=",
-        "passed": passed,
-        "reason": f"f1 {f1} vs minimum 0.7",
-        "blocking": True,
-        "skipped": False,
-    }
-    doc = new_evidence(
-        "model",
-        [check],
-        {"model": model, "model_uri": "runs:/x/model", **identity},
-        extra={
-            "policy": {"sources": [{"path": "policy.yaml", "sha256": "cd" * 32}], "values": {"min_f1": 0.7}},
-            "metrics": {"f1": f1},
-        },
-    )
-    validate_evidence(doc)
-    return doc
 
 
 def _code_commit(gitops: GitOpsRepo, base: Path) -> str:
@@ -96,7 +69,8 @@ def register_version(url: str, model: str, run_id: str, identity: dict[str, str]
 
     client = MlflowClient(url)
     with tempfile.TemporaryDirectory() as out:
-        path = write_evidence(model_evidence(model, identity, passed), out, "model-evidence")
+        subject = {"model": model, "model_uri": f"runs:/{run_id}/model", **identity}
+        path = write_evidence(evidence_document(model, passed, subject), out, "model-evidence")
         attempt = record_attempt(client, run_id, path)
     values = version_tags(
         run_key="rk-" + uuid.uuid4().hex,

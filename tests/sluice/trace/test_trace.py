@@ -303,3 +303,35 @@ def test_status_links_each_environment_line_to_its_trace(world: World, run_trace
     assert command == ["sluice", "trace", "--model", world.model, "--env", "staging"]
     code, traced, err = run_trace(*command[2:])  # the command as printed, against the same git and MLflow
     assert code == 0, traced + err
+
+
+def test_a_hand_written_overlay_and_an_unpromoted_environment_are_named(
+    world: World, run_trace, tmp_path: Path
+) -> None:
+    rel = overlay.relative_overlay_file(world.model, "staging")
+    editor = tmp_path / "editor"
+    git(tmp_path, "clone", "--quiet", str(world.gitops.remote), str(editor))
+    git(editor, "checkout", "--quiet", "-b", "hand-written")
+    (editor / rel).write_text(
+        "apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\nmetadata:\n"
+        f"  name: {world.model}\nspec:\n  predictor:\n    model:\n"
+        f"      image: {world.images.signed}\n      storageUri: s3://models/by-hand\n"
+    )
+    git(editor, "commit", "--quiet", "-am", "serve the model from s3 by hand")
+    git(editor, "push", "--quiet", "origin", "hand-written")
+    code, out, err = run_trace("--model", world.model, "--env", "staging", "--ref", "hand-written")
+    hops = hop_lines(out)
+    assert code == 1, out + err
+    assert hops["overlay"] == (
+        "✘",
+        f"{rel} has no Sluice annotations (sluice.dev/registered-model): hand-written?",
+    )
+    assert {hops[h][0] for h in HOPS[1:]} == {DASH}, out
+
+    code, out, err = run_trace("--model", world.model, "--env", "production")  # main: never promoted there
+    hops = hop_lines(out)
+    assert code == 1, out + err
+    assert hops["overlay"] == (
+        "✘",
+        f"production holds no version of {world.model} at origin/main (unpromoted)",
+    )
