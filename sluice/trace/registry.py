@@ -68,7 +68,8 @@ def version_hop(
         mv = mlflow_call(what, client.get_model_version, model, version)
     except SluiceError as exc:
         if "not found" in str(exc):
-            return fail("version", f"{what} is not in the MLflow registry (deleted since promotion?)"), None
+            since = " (deleted since promotion?)" if state is not None else ""
+            return fail("version", f"{what} is not in the MLflow registry{since}"), None
         return failed("version", exc), None
     run = None
     problems = []

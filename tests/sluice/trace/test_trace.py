@@ -335,3 +335,75 @@ def test_a_hand_written_overlay_and_an_unpromoted_environment_are_named(
         "✘",
         f"production holds no version of {world.model} at origin/main (unpromoted)",
     )
+
+
+def test_a_registry_that_is_down_is_exit_2_and_an_unknown_version_a_cross(
+    world: World, run_trace, tmp_path: Path
+) -> None:
+    digest = world.images.signed.split("@", 1)[1]
+    down = f"127.0.0.1:{free_port()}/sluice/serving@{digest}"  # the same image, on a registry that is gone
+    branch_from_main(world, "registry-down")
+    promote(
+        world.gitops.user,
+        PromoteOptions(model=world.model, version=world.version, env="staging", image=down),
+        tracking_uri=world.url,
+        download_dir=tmp_path,
+        verify=signature_verifier("staging", None, warn=lambda _: None),
+        branch="registry-down",
+    )
+    code, out, err = run_trace("--model", world.model, "--env", "staging", "--ref", "registry-down")
+    hops = hop_lines(out)
+    assert code == 2, out + err
+    assert marks(hops) == {**dict.fromkeys(HOPS, "✔"), "image": "✘"}, out
+    assert hops["image"][1].startswith(f"cannot verify {down}: ")
+    code, out, _ = run_trace(
+        "--model", world.model, "--env", "staging", "--ref", "registry-down", "--format", "json"
+    )
+    image = json.loads(out)["traces"][0]["hops"][-1]
+    assert image["name"] == "image" and image["unreachable"] is True
+
+    code, out, err = run_trace("--model", world.model, "--version", "999")
+    hops = hop_lines(out)
+    assert code == 1, out + err
+    assert hops["overlay"] == (DASH, f"{world.model} v999 is in no overlay at origin/main")
+    assert hops["version"] == (
+        "✘",
+        f"model {world.model} version 999 is not in the MLflow registry",
+    )
+
+
+def test_a_keyless_signed_image_is_verified_against_the_identity(
+    world: World, run_trace, tmp_path: Path
+) -> None:
+    from sluice.supply_chain.oci import RegistryClient
+    from tests.sluice.supply_chain.test_keyless_registry import GITHUB, WORKFLOW, keyless_image
+    from tests.sluice.supply_chain.testpki import LocalSigstore
+
+    sigstore = LocalSigstore()
+    registry = world.images.signed.split("/", 1)[0]
+    image = keyless_image(
+        RegistryClient(registry, allow_insecure_loopback=True), registry, sigstore, b"trace"
+    )
+    root = tmp_path / "trusted_root.json"
+    root.write_bytes(sigstore.trusted_root())
+    branch_from_main(world, "keyless")
+    promote(
+        world.gitops.user,
+        PromoteOptions(model=world.model, version=world.version, env="staging", image=image),
+        tracking_uri=world.url,
+        download_dir=tmp_path,
+        verify=signature_verifier("staging", None, warn=lambda _: None),
+        branch="keyless",
+    )
+    identity = ["--certificate-oidc-issuer", GITHUB, "--trusted-root", str(root)]
+    code, out, err = run_trace(
+        "--model", world.model, "--env", "staging", "--ref", "keyless",
+        "--certificate-identity", WORKFLOW, *identity, key=False,
+    )  # fmt: skip
+    assert code == 0, out + err
+    assert hop_lines(out)["image"][0] == "✔" and WORKFLOW in hop_lines(out)["image"][1]
+    code, out, err = run_trace(
+        "--model", world.model, "--env", "staging", "--ref", "keyless",
+        "--certificate-identity", "https://github.com/evil/x", *identity, key=False,
+    )  # fmt: skip
+    assert code == 1 and hop_lines(out)["image"][0] == "✘" and "does not match" in out, out + err
