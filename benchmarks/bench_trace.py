@@ -117,6 +117,7 @@ def _measure(world, runs: int) -> int:
             ),
         ),
         ("anchor: sluice status (fresh process)", *_median(lambda: _process(["status", *common]), runs)),
+        ("anchor: python -c 'import mlflow'", *_median(_import_mlflow, runs)),
         (
             "anchor: sluice verify (fresh process)",
             *_median(lambda: _process(["verify", world.images.signed, *signed]), runs),
