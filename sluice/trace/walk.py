@@ -105,12 +105,26 @@ def _mlflow_hops(
         why = f"v{version} could not be read from MLflow"
         trace.hops += [skip(name, why) for name in MLFLOW_HOPS[1:]]
         return
-    hop, attempts = registry.evidence_hop(client, model, version, mv, state)
-    trace.hops.append(hop)
-    trace.hops.append(
-        provenance.code_hop(co, [p for p in (req.repo, req.code_repo) if p], dict(mv.tags or {}))
-    )
-    trace.hops.append(provenance.data_hop(client, dict(mv.tags or {}), attempts, req.data, req.home))
+    found = dict(mv.tags or {})
+    attempts: list[Any] = []
+
+    def evidence() -> Hop:
+        hop, attempts[:] = registry.evidence_hop(client, model, version, mv, state)
+        return hop
+
+    trace.hops += [
+        _guarded("evidence", evidence),
+        _guarded("code", lambda: provenance.code_hop(co, [p for p in (req.repo, req.code_repo) if p], found)),
+        _guarded("data", lambda: provenance.data_hop(client, found, attempts, req.data, req.home)),
+    ]
+
+
+def _guarded(name: str, check: Callable[[], Hop]) -> Hop:
+    """A hop that could not be completed is its ✘ line (naming why), never a crash of the trace."""
+    try:
+        return check()
+    except SluiceError as exc:
+        return registry.failed(name, exc)
 
 
 def _walk(
