@@ -36,6 +36,13 @@ def verdict_line(t: Trace) -> str:
     return "every verifiable hop agrees"
 
 
+def _flat(value: Any) -> str:
+    """A nested value on one line, as JSON (trailers, params), a plain value as itself."""
+    return (
+        json.dumps(value, ensure_ascii=False, default=str) if isinstance(value, dict | list) else str(value)
+    )
+
+
 def _fact_lines(name: str, value: Any) -> list[str]:
     if value in (None, "", [], {}):
         return []
@@ -46,7 +53,7 @@ def _fact_lines(name: str, value: Any) -> list[str]:
             for row in value
         ]
     if isinstance(value, dict):
-        return [f"{name}:"] + [f"  {k}: {v}" for k, v in value.items() if v not in (None, "", [], {})]
+        return [f"{name}:"] + [f"  {k}: {_flat(v)}" for k, v in value.items() if v not in (None, "", [], {})]
     return [f"{name}: {value}"]
 
 
