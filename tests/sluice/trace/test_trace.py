@@ -59,6 +59,21 @@ def branch_from_main(world: World, branch: str) -> None:
     git(world.gitops.user, "push", "--quiet", "origin", f"origin/main:refs/heads/{branch}")
 
 
+def promote_on_branch(
+    world: World, branch: str, image: str, tmp_path: Path, version: str | None = None, warn=None
+) -> None:
+    """`promote()` to staging on a fresh branch from main, as a laptop without a key would (unverified)."""
+    branch_from_main(world, branch)
+    promote(
+        world.gitops.user,
+        PromoteOptions(model=world.model, version=version or world.version, env="staging", image=image),
+        tracking_uri=world.url,
+        download_dir=tmp_path,
+        verify=signature_verifier("staging", None, warn=warn or (lambda _: None)),
+        branch=branch,
+    )
+
+
 def test_tampered_evidence_is_a_cross_on_the_evidence_hop(world: World, run_trace, tmp_path: Path) -> None:
     from mlflow import MlflowClient
 
@@ -123,16 +138,8 @@ def test_an_overlay_edited_by_hand_to_another_image_is_named(world: World, run_t
 
 
 def test_an_unsigned_image_is_a_cross_on_the_image_hop(world: World, run_trace, tmp_path: Path) -> None:
-    branch_from_main(world, "unsigned")
     warnings: list[str] = []
-    promote(
-        world.gitops.user,
-        PromoteOptions(model=world.model, version=world.version, env="staging", image=world.images.unsigned),
-        tracking_uri=world.url,
-        download_dir=tmp_path,
-        verify=signature_verifier("staging", None, warn=warnings.append),  # a laptop without a key
-        branch="unsigned",
-    )
+    promote_on_branch(world, "unsigned", world.images.unsigned, tmp_path, warn=warnings.append)
     assert any("NOT verified" in w for w in warnings)
     code, out, err = run_trace("--model", world.model, "--env", "staging", "--ref", "unsigned")
     hops = hop_lines(out)
@@ -151,22 +158,9 @@ def test_a_deleted_mlflow_version_is_named_and_the_rest_still_prints(
 ) -> None:
     from mlflow import MlflowClient
 
-    identity = {
-        k: v
-        for k, v in tags.read_identity(
-            MlflowClient(world.url).get_model_version(world.model, world.version).tags
-        ).items()
-    }
+    identity = tags.read_identity(MlflowClient(world.url).get_model_version(world.model, world.version).tags)
     version, _ = register_version(world.url, world.model, world.run_id, identity)
-    branch_from_main(world, "deleted")
-    promote(
-        world.gitops.user,
-        PromoteOptions(model=world.model, version=version, env="staging", image=world.images.signed),
-        tracking_uri=world.url,
-        download_dir=tmp_path,
-        verify=signature_verifier("staging", None, warn=lambda _: None),
-        branch="deleted",
-    )
+    promote_on_branch(world, "deleted", world.images.signed, tmp_path, version=version)
     MlflowClient(world.url).delete_model_version(world.model, version)
     code, out, err = run_trace("--model", world.model, "--env", "staging", "--ref", "deleted")
     hops = hop_lines(out)
@@ -342,15 +336,7 @@ def test_a_registry_that_is_down_is_exit_2_and_an_unknown_version_a_cross(
 ) -> None:
     digest = world.images.signed.split("@", 1)[1]
     down = f"127.0.0.1:{free_port()}/sluice/serving@{digest}"  # the same image, on a registry that is gone
-    branch_from_main(world, "registry-down")
-    promote(
-        world.gitops.user,
-        PromoteOptions(model=world.model, version=world.version, env="staging", image=down),
-        tracking_uri=world.url,
-        download_dir=tmp_path,
-        verify=signature_verifier("staging", None, warn=lambda _: None),
-        branch="registry-down",
-    )
+    promote_on_branch(world, "registry-down", down, tmp_path)
     code, out, err = run_trace("--model", world.model, "--env", "staging", "--ref", "registry-down")
     hops = hop_lines(out)
     assert code == 2, out + err
@@ -386,15 +372,7 @@ def test_a_keyless_signed_image_is_verified_against_the_identity(
     )
     root = tmp_path / "trusted_root.json"
     root.write_bytes(sigstore.trusted_root())
-    branch_from_main(world, "keyless")
-    promote(
-        world.gitops.user,
-        PromoteOptions(model=world.model, version=world.version, env="staging", image=image),
-        tracking_uri=world.url,
-        download_dir=tmp_path,
-        verify=signature_verifier("staging", None, warn=lambda _: None),
-        branch="keyless",
-    )
+    promote_on_branch(world, "keyless", image, tmp_path)
     identity = ["--certificate-oidc-issuer", GITHUB, "--trusted-root", str(root)]
     code, out, err = run_trace(
         "--model", world.model, "--env", "staging", "--ref", "keyless",
