@@ -39,6 +39,21 @@ def git(cwd: str | Path, *args: str, check: bool = True) -> subprocess.Completed
     return out
 
 
+def blob(cwd: str | Path, rev: str, path: str) -> bytes | None:
+    """The exact bytes of `path` at `rev` (no newline translation), or None when it is not there."""
+    try:
+        out = subprocess.run(
+            ["git", "show", f"{rev}:{path}"],
+            cwd=cwd,
+            capture_output=True,
+            env=git_env(),
+            timeout=GIT_TIMEOUT_S,
+        )
+    except (FileNotFoundError, subprocess.TimeoutExpired) as exc:
+        raise SluiceError(f"git show {rev}:{path} failed ({type(exc).__name__})") from exc
+    return out.stdout if out.returncode == 0 else None
+
+
 def last_line(out: subprocess.CompletedProcess[str]) -> str:
     lines = [line for line in (out.stderr or out.stdout).strip().splitlines() if line.strip()]
     return lines[-1] if lines else f"exit {out.returncode}"

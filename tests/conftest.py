@@ -273,13 +273,11 @@ def mlflow_server(postgres: dict, tmp_path_factory: pytest.TempPathFactory) -> I
             proc.kill()
 
 
-@pytest.fixture(scope="session")
-def oci_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Debian's docker-registry (distribution v2) on loopback; yields `127.0.0.1:PORT`."""
+def start_registry(base: Path) -> tuple[subprocess.Popen, str]:
+    """Debian's docker-registry (distribution v2) on a free loopback port, storing under `base`."""
     binary = shutil.which("docker-registry")
     if not binary:
-        pytest.skip("docker-registry not installed (apt-get install docker-registry)")
-    base = tmp_path_factory.mktemp("registry")
+        raise FileNotFoundError("docker-registry not installed (apt-get install docker-registry)")
     port = free_port()
     config = base / "config.yml"
     config.write_text(
@@ -293,7 +291,20 @@ def oci_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     proc = subprocess.Popen([binary, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/v2/"), "oci registry", timeout=30, proc=proc)
-        yield f"127.0.0.1:{port}"
+    except RuntimeError:
+        proc.kill()
+        raise
+    return proc, f"127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="session")
+def oci_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Debian's docker-registry (distribution v2) on loopback; yields `127.0.0.1:PORT`."""
+    if not shutil.which("docker-registry"):
+        pytest.skip("docker-registry not installed (apt-get install docker-registry)")
+    proc, address = start_registry(tmp_path_factory.mktemp("registry"))
+    try:
+        yield address
     finally:
         proc.terminate()
         proc.wait(timeout=10)

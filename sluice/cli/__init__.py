@@ -39,6 +39,10 @@ VERBS: dict[str, Verb] = {
     "status": Verb(
         "sluice.cli.status", "versions git holds per model and environment, MLflow aliases, any mismatch"
     ),
+    "trace": Verb(
+        "sluice.cli.trace",
+        "walk what an environment runs back to its version, evidence, code, data and signature",
+    ),
     "lint": Verb(
         "sluice.cli.lint",
         "validate manifests, kustomizations, images and Dockerfiles against upstream schemas",

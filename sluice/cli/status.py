@@ -25,6 +25,9 @@ def register(subparsers: argparse._SubParsersAction, summary: str) -> None:
         default="sluice-{env}",
         help="Argo CD Application name per environment (default: sluice-{env})",
     )
+    s.add_argument(
+        "--trace", action="store_true", help="add the `sluice trace` command of each environment line"
+    )
     s.set_defaults(func=run_status)
 
 
@@ -39,5 +42,8 @@ def run_status(args: argparse.Namespace) -> int:
         argocd_url=args.argocd,
         argocd_app=args.argocd_app,
     )
-    print(status.format_json(result) if args.format == "json" else status.format_table(result))
+    if args.format == "json":
+        print(status.format_json(result))
+    else:
+        print(status.format_table(result, with_trace=args.trace))
     return 1 if result.mismatches else 0

@@ -111,7 +111,7 @@ def _recorded_digest(what: str, found: dict[str, str], run_id: str | None) -> st
     return recorded
 
 
-def _check_document(what: str, data: bytes, recorded: str, model: str, version: str) -> dict:
+def check_document(what: str, data: bytes, recorded: str, model: str, version: str) -> dict:
     """The evidence bytes must be the recorded digest's, say passed, and be about this version."""
     actual = hashlib.sha256(data).hexdigest()
     if actual != recorded:
@@ -161,7 +161,7 @@ def load_candidate(
     local = Path(
         mlflow_call("evidence download", client.download_artifacts, mv.run_id, artifact, str(target))
     )
-    evidence = _check_document(what, local.read_bytes(), recorded, model, version)
+    evidence = check_document(what, local.read_bytes(), recorded, model, version)
     beside = artifact.removesuffix(".json") + ".html"
     html = [beside] if beside in names else sorted(n for n in names if n.endswith(".html"))
     report_artifact, report_path = artifact, local

@@ -48,6 +48,14 @@ def key_trust(key_pem: bytes | None) -> Trust | None:
         raise SluiceError(f"cosign public key (--key or ${KEY_ENV}): {exc}") from exc
 
 
+def required_attestation(env: str | None) -> str | None:
+    """The attestation admission requires besides the signature (policies/verify-sluice-images.yaml):
+    the passing gate-evidence predicate in production, none elsewhere."""
+    from sluice.supply_chain.constants import PREDICATE_TYPE
+
+    return PREDICATE_TYPE if env == "production" else None
+
+
 def signature_verifier(
     env: str,
     trust: Trust | None,
@@ -66,14 +74,13 @@ def signature_verifier(
                 )
             warn(f"warning: no cosign public key (--key or ${KEY_ENV}): signature of {image} NOT verified")
             return
-        from sluice.supply_chain.constants import PREDICATE_TYPE
         from sluice.supply_chain.verify import verify_image
 
         try:
             verify_image(
                 image,
                 trust,
-                attestation_type=PREDICATE_TYPE if env == "production" else None,
+                attestation_type=required_attestation(env),
                 allow_insecure_loopback=allow_insecure_loopback,
             )
         except Refused as exc:

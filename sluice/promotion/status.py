@@ -33,6 +33,7 @@ class Row:
     traffic: int | None
     aliases: list[str] = field(default_factory=list)
     argocd: dict[str, Any] | None = None
+    trace: str = ""  # the command that walks this line back to its data, code, evidence and signature
 
 
 @dataclass
@@ -82,6 +83,12 @@ def mismatches_for(
     return found
 
 
+def trace_command(model: str, env: str, remote: str, branch: str) -> str:
+    """`sluice trace` for one environment line, naming the ref only when it is not the default."""
+    ref = "" if (remote, branch) == ("origin", "main") else f" --remote {remote} --ref {branch}"
+    return f"sluice trace --model {model} --env {env}{ref}"
+
+
 def collect(
     repo: Path,
     *,
@@ -125,6 +132,7 @@ def collect(
                     aliases=sorted(
                         a for a, v in (aliases or {}).items() if state.version and v == state.version
                     ),
+                    trace=trace_command(model, env, remote, branch),
                 )
             )
     if argocd_url:
@@ -154,7 +162,7 @@ def _add_argocd(rows: list[Row], base_url: str, app_template: str) -> list[str]:
     return problems
 
 
-def format_table(status: Status) -> str:
+def format_table(status: Status, with_trace: bool = False) -> str:
     header = ("MODEL", "ENV", "GIT", "ALIASES", "TRAFFIC", "IMAGE")
     lines = []
     for row in status.rows:
@@ -172,9 +180,13 @@ def format_table(status: Status) -> str:
         )
         if row.argocd is not None:
             cells = (*cells, _argocd_cell(row.argocd))
+        if with_trace:
+            cells = (*cells, row.trace)
         lines.append(cells)
     if any(row.argocd is not None for row in status.rows):
         header = (*header, "ARGO CD")
+    if with_trace:
+        header = (*header, "TRACE")
     widths = [max(len(str(c)) for c in col) for col in zip(header, *lines, strict=False)]
     out = [
         "  ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=False)).rstrip()

@@ -44,8 +44,9 @@ class Registry:
         return self.versions[model][label].number
 
 
-def evidence_document(model: str, passed: bool = True) -> dict:
-    """Model evidence built and validated by the gates' own evidence module."""
+def evidence_document(model: str, passed: bool = True, subject: dict | None = None) -> dict:
+    """Model evidence built and validated by the gates' own evidence module (`subject` replaces
+    the default one: what the gate says it judged)."""
     from gates.evidence import finalize, new_evidence, validate_evidence
 
     f1 = 0.81 if passed else 0.41
@@ -63,7 +64,7 @@ def evidence_document(model: str, passed: bool = True) -> dict:
     doc = new_evidence(
         "model",
         [check],
-        {"model": model, "data_sha256": "ab" * 32, "code_commit": "0" * 40},
+        subject or {"model": model, "data_sha256": "ab" * 32, "code_commit": "0" * 40},
         extra={
             "policy": {"sources": [{"path": "policy.yaml", "sha256": "cd" * 32}], "values": {"min_f1": 0.7}},
             "metrics": {"f1": f1},
@@ -249,9 +250,8 @@ def _push_image(client, repository: str, tag: str, content: bytes) -> str:
     return client.put_manifest(repository, tag, manifest, OCI_MANIFEST)
 
 
-@pytest.fixture(scope="session")
-def signed_images(oci_registry: str) -> SignedImages:
-    pytest.importorskip("sluice.supply_chain.sign")
+def make_signed_images(oci_registry: str) -> SignedImages:
+    """Three images pushed to the registry: signed and attested, signed only, unsigned (fresh key)."""
     from cryptography.hazmat.primitives.asymmetric import ec
 
     from sluice.supply_chain.constants import PREDICATE_TYPE
@@ -269,3 +269,9 @@ def signed_images(oci_registry: str) -> SignedImages:
         sign_image(refs[name], key, allow_insecure_loopback=True)
     attest_image(refs["signed"], key, evidence_document("any"), PREDICATE_TYPE, allow_insecure_loopback=True)
     return SignedImages(public_key_pem(key), refs["signed"], refs["signed-only"], refs["unsigned"])
+
+
+@pytest.fixture(scope="session")
+def signed_images(oci_registry: str) -> SignedImages:
+    pytest.importorskip("sluice.supply_chain.sign")
+    return make_signed_images(oci_registry)
