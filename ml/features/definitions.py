@@ -23,11 +23,15 @@ EVENT_TIMESTAMP = "event_timestamp"
 CREATED_TIMESTAMP = "created"
 
 # name -> (entity, join key, ttl, {feature: Feast type name}); the order is the contract's order.
+# No ttl (0: values never expire): an applicant's profile and a loan's terms stay true until a newer
+# row replaces them, and the skew check compares the online store (which materialization fills
+# with the latest row, whatever its age) with the offline store as of the same instant; a ttl
+# would null old rows on one side only. The point-in-time test exercises ttl on its own view.
 VIEWS: dict[str, tuple[str, str, timedelta, dict[str, str]]] = {
     "applicant_profile": (
         "applicant",
         "applicant_id",
-        timedelta(days=90),
+        timedelta(0),
         {
             "age": "Int64",
             "annual_income": "Float64",
@@ -47,7 +51,7 @@ VIEWS: dict[str, tuple[str, str, timedelta, dict[str, str]]] = {
     "loan_terms": (
         "loan",
         "loan_id",
-        timedelta(days=30),
+        timedelta(0),
         {
             "loan_purpose": "String",
             "loan_amount": "Float64",
@@ -106,5 +110,7 @@ def build(source_dir: str | Path) -> Definitions:
                 tags={"team": "credit"},
             )
         )
-    service = FeatureService(name=SERVICE, features=views, description="The credit-default demo model's inputs")
+    service = FeatureService(
+        name=SERVICE, features=views, description="The credit-default demo model's inputs"
+    )
     return Definitions(list(entities.values()), views, service)

@@ -73,16 +73,19 @@ def plan(config: StoreConfig, source_dir: str | Path) -> list[Change]:
             doc["online_store"] = {"type": "sqlite", "path": str(Path(scratch) / "online.db")}
         store = open_store(StoreConfig(doc, config.home, config.origin))
         contents = RepoContents(
-            projects=[Project(name=store.project)], data_sources=[v.batch_source for v in defs.views], feature_views=defs.views,
+            projects=[Project(name=store.project)],
+            data_sources=[v.batch_source for v in defs.views],
+            feature_views=defs.views,
             on_demand_feature_views=[], stream_feature_views=[], label_views=[], entities=defs.entities,
             feature_services=[defs.service], permissions=[],
         )
         registry_diff, _infra, _new = store.plan(contents)
-    return [
+    changes = [
         Change(d.transition_type.name.capitalize() + "d", d.feast_object_type.value, d.name)
         for d in registry_diff.feast_object_diffs
         if d.transition_type != TransitionType.UNCHANGED and d.name != "__dummy"
     ]
+    return sorted(changes, key=lambda c: (c.kind, c.name))
 
 
 def check_refs(store: Any, refs: list[str]) -> None:
@@ -96,7 +99,7 @@ def check_refs(store: Any, refs: list[str]) -> None:
         try:
             view = store.get_feature_view(view_name)
         except FeatureViewNotFoundException as exc:
-            raise SluiceError(f"feature reference {ref}: no feature view {view_name!r} is registered") from exc
+            raise SluiceError(f"feature reference {ref}: no feature view {view_name!r} registered") from exc
         if feature not in {f.name for f in view.features}:
             raise SluiceError(f"feature reference {ref}: feature view {view_name} has no feature {feature!r}")
 
@@ -107,7 +110,7 @@ def service_refs(store: Any, service: str) -> list[str]:
     try:
         svc = store.get_feature_service(service)
     except FeatureServiceNotFoundException as exc:
-        raise SluiceError(f"feature service {service!r} is not registered (run `sluice features apply`)") from exc
+        raise SluiceError(f"feature service {service!r} is not registered (`sluice features apply`)") from exc
     return [f"{p.name_to_use()}:{f.name}" for p in svc.feature_view_projections for f in p.features]
 
 
@@ -115,13 +118,12 @@ def historical(store: Any, entity_df: pd.DataFrame, refs: list[str]) -> pd.DataF
     """Point-in-time join: each entity row gets the latest value stamped at or before its timestamp
     (within the view's ttl; later-created wins a tie), else null. Rows come back in entity_df order."""
     if definitions.EVENT_TIMESTAMP not in entity_df.columns:
-        raise SluiceError(f"entity dataframe has no {definitions.EVENT_TIMESTAMP!r} column (the label's time)")
+        raise SluiceError(f"entity dataframe has no {definitions.EVENT_TIMESTAMP!r} column (the label time)")
     check_refs(store, refs)
-    views = {ref.partition(":")[0] for ref in refs}
-    for view in views:
-        key = definitions.VIEWS[view][1] if view in definitions.VIEWS else None
-        if key and key not in entity_df.columns:
-            raise SluiceError(f"entity dataframe has no join key column {key!r} (needed by feature view {view})")
+    for name in sorted({ref.partition(":")[0] for ref in refs}):
+        for key in (c.name for c in store.get_feature_view(name).entity_columns):
+            if key not in entity_df.columns:
+                raise SluiceError(f"entity dataframe has no join key column {key!r} (feature view {name})")
     frame = entity_df.copy()
     frame[ROW_ID] = range(len(frame))
     try:

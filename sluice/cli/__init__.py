@@ -24,6 +24,9 @@ class Verb(NamedTuple):
 # Order is the flow: data -> train -> gate -> promote -> deliver.
 VERBS: dict[str, Verb] = {
     "data": Verb("sluice.cli.data", "data utilities (the seeded demo data set)"),
+    "features": Verb(
+        "sluice.cli.features", "the feature store: apply or plan its definitions, materialize online features"
+    ),
     "run": Verb("sluice.cli.run", "train on the local KFP runner, gate, register, promote to a local branch"),
     "submit": Verb(
         "sluice.cli.submit", "compile the pipeline for a trainer image and submit it to Kubeflow Pipelines"
