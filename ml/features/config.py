@@ -5,8 +5,12 @@ then fails far away (an authentication error, an unresolvable host). Sluice fill
 itself and refuses, naming the variable, when one is unset. The local file's only variable,
 `SLUICE_FEATURE_HOME`, is the `features/` folder of the Sluice home.
 
-`online` replaces the file's online store by a Redis one (`HOST:PORT[,password=...]`): how a
-laptop or the test session points the same repository at a real Redis.
+Variables are filled in after the YAML is parsed, value by value, so a password with YAML syntax in
+it stays a string. `online` replaces the file's online store by a Redis one
+(`HOST:PORT[,password=...]`): how a laptop or the test session points the same repository at a
+real Redis. `need_online=False` (plan) replaces it by a scratch SQLite file, so planning needs
+neither the online store nor its password: a pull request's check holds only a read-only
+registry credential.
 """
 
 from __future__ import annotations
@@ -35,8 +39,8 @@ def config_path(env: str) -> Path:
     return HERE / f"feature_store.{env}.yaml"
 
 
-def expand(text: str, variables: dict[str, str], origin: Path) -> str:
-    """Every `${NAME}` replaced; the first unset one is refused by name."""
+def expand(node: Any, variables: dict[str, str], origin: Path) -> Any:
+    """Every `${NAME}` in every string of a parsed document replaced; an unset one refused by name."""
 
     def value(match: re.Match[str]) -> str:
         name = match.group(1)
@@ -44,7 +48,11 @@ def expand(text: str, variables: dict[str, str], origin: Path) -> str:
             raise SluiceError(f"{origin}: variable {name} is not set (export it, or use the local store)")
         return variables[name]
 
-    return _VARIABLE.sub(value, text)
+    if isinstance(node, dict):
+        return {key: expand(item, variables, origin) for key, item in node.items()}
+    if isinstance(node, list):
+        return [expand(item, variables, origin) for item in node]
+    return _VARIABLE.sub(value, node) if isinstance(node, str) else node
 
 
 @dataclass(frozen=True)
@@ -78,15 +86,22 @@ class StoreConfig:
         return RepoConfig(**self.doc, repo_path=str(self.home))
 
 
-def load(env: str = "local", home: str | Path = ".sluice/features", online: str | None = None) -> StoreConfig:
+def load(
+    env: str = "local",
+    home: str | Path = ".sluice/features",
+    online: str | None = None,
+    need_online: bool = True,
+) -> StoreConfig:
     origin = config_path(env)
     home = Path(home).resolve()
     home.mkdir(parents=True, exist_ok=True)
-    variables = {**os.environ, HOME_VARIABLE: str(home)}
-    doc = yaml.safe_load(expand(origin.read_text(), variables, origin))
+    doc = yaml.safe_load(origin.read_text())
     online = online or os.environ.get(REDIS_ENV)
-    if online:
+    if not need_online:
+        doc["online_store"] = {"type": "sqlite", "path": str(home / "plan-online.db")}
+    elif online:
         doc["online_store"] = {"type": "redis", "connection_string": online}
+    doc = expand(doc, {**os.environ, HOME_VARIABLE: str(home)}, origin)
     return StoreConfig(doc, home, origin)
 
 

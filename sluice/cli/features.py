@@ -66,7 +66,7 @@ def run_action(args: argparse.Namespace) -> int:
     from sluice import paths
 
     home = paths.home(args.home).ensure()
-    cfg = config.load(args.env, home.root / "features")
+    cfg = config.load(args.env, home.root / "features", need_online=args.action != "plan")
     source_dir = _sources(args, home)
     started = time.perf_counter()
     if args.action == "apply":

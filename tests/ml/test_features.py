@@ -225,3 +225,19 @@ def test_the_cluster_store_file_parses_into_feasts_config(tmp_path: Path, monkey
     assert cfg.redis_address == "redis:6379" and cfg.registry_file is None
     assert repo.online_store.type == "redis" and repo.offline_store.type == "duckdb"
     assert repo.registry.path.startswith("postgresql+psycopg2://feast:p@pg:5432/")
+
+
+def test_plan_needs_no_online_store_variables(tmp_path: Path, monkeypatch):
+    """A pull request's check holds only the registry credential: plan must not ask for Redis's."""
+    for name in (
+        "FEAST_REGISTRY_USER",
+        "FEAST_REGISTRY_PASSWORD",
+        "FEAST_REGISTRY_HOST",
+        "FEAST_REGISTRY_DB",
+    ):
+        monkeypatch.setenv(name, "x: {y}")  # YAML syntax in a value stays a string
+    for name in ("REDIS_HOST", "REDIS_PORT", "REDIS_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    cfg = config.load("cluster", tmp_path, need_online=False)
+    assert cfg.online_type == "sqlite" and cfg.redis_address is None
+    assert cfg.doc["registry"]["path"] == "postgresql+psycopg2://x: {y}:x: {y}@x: {y}/x: {y}"
