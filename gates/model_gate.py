@@ -142,7 +142,7 @@ def run_model_gate(
         model_dir = download_model(model_uri, tracking_uri, Path(tmp) / "candidate")
         # The server starts now and loads the model while the holdout is scored; the serving
         # checks only wait for /ping, so its start-up (~2 s here) overlaps the work below.
-        with serving_session(model_dir, model_policy, model_name) as serving:
+        with serving_session(model_dir, model_policy, model_name, feature_record) as serving:
             judged = _judge_quality(model_uri, model_dir, features, y_true, contract, model_policy, notes)
             _judge_regression(
                 judged, Path(tmp), features, y_true, contract, model_policy, tracking_uri, model_name,

@@ -48,6 +48,9 @@ def test_the_model_gate_judged_online_against_offline_features(trained):
         (skew,) = [c for c in doc["checks"] if c["group"] == "skew"]
         assert skew["passed"] and skew["blocking"] and not skew["skipped"]
         assert doc["subject"]["feature_service"] == "credit_default_v1"
+        # the latency load sent entity keys: the online lookup is inside every timed request
+        assert doc["latency"]["requests_carry"].startswith("entity keys")
+        assert doc["latency"]["p99_ms"] is not None
 
 
 def test_an_unchanged_rerun_answers_from_its_record(trained):
