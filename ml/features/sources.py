@@ -22,7 +22,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ml.data.demo import DemoFiles
+from ml.data.demo import DEFAULT_SEED, DemoFiles
 from ml.features.definitions import CREATED_TIMESTAMP, EVENT_TIMESTAMP, VIEWS, source_path
 from sluice.atomic import write_bytes
 from sluice.errors import SluiceError
@@ -61,13 +61,14 @@ def _read_demo_csv(path: Path, period: str) -> pd.DataFrame:
     return frame
 
 
-def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
+def write_parquet(frame: pd.DataFrame, path: Path) -> None:
+    """Atomically: a reader (or a killed writer) never sees half a source or snapshot."""
     sink = pa.BufferOutputStream()
     pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), sink)
     write_bytes(path, sink.getvalue().to_pybytes())
 
 
-def write_demo_sources(demo: DemoFiles, out_dir: str | Path, seed: int = 20240701) -> SourceFiles:
+def write_demo_sources(demo: DemoFiles, out_dir: str | Path, seed: int = DEFAULT_SEED) -> SourceFiles:
     """Split the demo snapshots into the two views' sources plus the entity (label) frame."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -89,16 +90,16 @@ def write_demo_sources(demo: DemoFiles, out_dir: str | Path, seed: int = 2024070
     later[EVENT_TIMESTAMP] = stamps.iloc[::TRAP_EVERY] + TRAP_DELAY
     later["num_delinquencies_2y"] += TRAP_DELINQUENCIES
     applicant = pd.concat([applicant, later], ignore_index=True).sort_values(EVENT_TIMESTAMP, kind="stable")
-    _write_parquet(applicant, files.view("applicant_profile"))
+    write_parquet(applicant, files.view("applicant_profile"))
 
     loan = df[["loan_id", *VIEWS["loan_terms"][3]]].copy()
     loan[EVENT_TIMESTAMP] = stamps
     loan[CREATED_TIMESTAMP] = CREATED
-    _write_parquet(loan, files.view("loan_terms"))
+    write_parquet(loan, files.view("loan_terms"))
 
     entities = df[["applicant_id", "loan_id", "sex", "default", PERIOD]].copy()
     entities[EVENT_TIMESTAMP] = stamps
-    _write_parquet(entities, files.entities)
+    write_parquet(entities, files.entities)
     return files
 
 

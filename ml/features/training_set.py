@@ -17,7 +17,7 @@ import pandas as pd
 
 from ml.data.contract import Contract
 from ml.features import definitions, store
-from ml.features.sources import PERIOD, SourceFiles, _write_parquet
+from ml.features.sources import PERIOD, SourceFiles, write_parquet
 
 
 @dataclass(frozen=True)
@@ -42,5 +42,5 @@ def build(
     files = TrainingFiles(out_dir / "current.parquet", out_dir / "reference.parquet")
     for period, path in (("current", files.current), ("reference", files.reference)):
         part = joined[joined[PERIOD] == period]
-        _write_parquet(to_contract_frame(part, contract), path)
+        write_parquet(to_contract_frame(part, contract), path)
     return files
