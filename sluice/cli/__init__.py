@@ -81,6 +81,9 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    from ml.registry.client import quiet_downloads
+
+    quiet_downloads()  # every verb that downloads from MLflow: no progress bars on stderr
     verb = invoked_verb(argv)
     args = build_parser(verb or "").parse_args(argv)
     try:
