@@ -10,7 +10,8 @@ the current snapshot f00-f03 are shifted (+0.5, +1, -0.75, +3 reference sigmas),
 scaled about their mean (x2, x0.5, x3), f07 is shifted by a negligible 0.05 sigma and the
 rest are only redrawn. Both tools must flag exactly f00-f06.
 
-The peer: Evidently 0.7.23 needs pandas < 3 and Sluice runs on pandas 3, so this script creates
+The peer: Evidently 0.7.23 needs pandas < 3 (Sluice too, since Feast: docs/features.md) and its
+dependencies stay out of the project's lock, so this script creates
 its own virtualenv (under --cache-dir, default ~/.cache/sluice-bench) with
 `pip install evidently==0.7.23 'pandas<3' pyarrow`, writes the 1 M frames to Parquet, and runs
 `Report([DataDriftPreset()])` there in a subprocess, timing only `report.run` (not the read).

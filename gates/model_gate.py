@@ -26,6 +26,7 @@ from gates.checks.fairness import equal_opportunity, fairness_check
 from gates.checks.labels import label_key, positive_mask
 from gates.checks.quality import classification_metrics, confusion, quality_checks, regression_check
 from gates.checks.serving import ServingSession, serving_session
+from gates.checks.skew import not_applicable, skew_check
 from gates.evidence import finalize, new_evidence, write_evidence
 from gates.gate_policy import load_policy, policy_record
 from ml.data.contract import Contract, coerce_to_contract, load_contract
@@ -124,8 +125,12 @@ def run_model_gate(
     subject: dict | None = None,
     out_dir: str | Path = ".",
     stem: str = "model-evidence",
+    feature_record: dict | None = None,
 ) -> dict:
-    """Gate a candidate and write `<stem>.json/.md/.html` into out_dir; returns the evidence."""
+    """Gate a candidate and write `<stem>.json/.md/.html` into out_dir; returns the evidence.
+
+    `feature_record` is the feature-store record of a model trained from the store (ml.features.runs):
+    the skew check then compares online and offline values; without it the check is advisory."""
     contract = contract if isinstance(contract, Contract) else load_contract(contract)
     policy = load_policy(policy_path, model_name)
     model_policy = policy["model"]
@@ -137,7 +142,7 @@ def run_model_gate(
         model_dir = download_model(model_uri, tracking_uri, Path(tmp) / "candidate")
         # The server starts now and loads the model while the holdout is scored; the serving
         # checks only wait for /ping, so its start-up (~2 s here) overlaps the work below.
-        with serving_session(model_dir, model_policy, model_name) as serving:
+        with serving_session(model_dir, model_policy, model_name, feature_record) as serving:
             judged = _judge_quality(model_uri, model_dir, features, y_true, contract, model_policy, notes)
             _judge_regression(
                 judged, Path(tmp), features, y_true, contract, model_policy, tracking_uri, model_name,
@@ -153,6 +158,8 @@ def run_model_gate(
             y_true, judged.y_pred, typed[attribute], model_policy["fairness"]["min_group_positives"]
         )
     judged.checks.append(fairness_check(fairness, attribute, model_policy["fairness"]))
+    skew = skew_check(feature_record, model_policy["skew"]) if feature_record else not_applicable()
+    judged.checks.append(skew)
     full_subject = {
         "model": model_name,
         "model_uri": model_uri,
@@ -160,6 +167,11 @@ def run_model_gate(
         "code_commit": code_commit(),
         **(subject or {}),
     }
+    if feature_record:
+        facts = feature_record["facts"]
+        full_subject.update(
+            feature_service=facts["feature_service"], feature_service_digest=facts["feature_service_digest"]
+        )
     if not full_subject.get("holdout_sha256"):
         full_subject["holdout_sha256"] = _frame_sha256(typed)
         notes.append("holdout_sha256 is computed over the holdout's row hashes (no file was given)")

@@ -104,3 +104,27 @@ def read_identity(tags: Mapping[str, str] | None) -> dict[str, str]:
     """The identity fields a version's tags record (old and new names), missing ones left out."""
     found = {f: read_tag(tags, identity_tag(f)) for f in IDENTITY_FIELDS}
     return {f: v for f, v in found.items() if v}
+
+
+# --- a model trained from the feature store (ml/features; docs/features.md): on its run and version
+FEATURE_SERVICE = "sluice.feature_service"
+FEATURE_SERVICE_DIGEST = "sluice.feature_service_digest"
+FEATURE_REGISTRY_SHA256 = "sluice.feature_registry_sha256"  # the file registry's state at training time
+# `sluice.feature_view.<view>.digest` / `.feast_version`: each view's definition digest and Feast version.
+FEATURE_VIEW_PREFIX = "sluice.feature_view."
+
+
+def feature_tags(facts: Mapping | None) -> dict[str, str]:
+    """Tags naming the feature service a training set came from (ml.features.facts); none without one."""
+    if not facts:
+        return {}
+    found = {
+        FEATURE_SERVICE: str(facts["feature_service"]),
+        FEATURE_SERVICE_DIGEST: str(facts["feature_service_digest"]),
+    }
+    if facts.get("registry_sha256"):
+        found[FEATURE_REGISTRY_SHA256] = str(facts["registry_sha256"])
+    for view, about in sorted(facts.get("feature_views", {}).items()):
+        found[f"{FEATURE_VIEW_PREFIX}{view}.digest"] = str(about["digest"])
+        found[f"{FEATURE_VIEW_PREFIX}{view}.feast_version"] = str(about["feast_version"])
+    return found

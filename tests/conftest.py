@@ -310,6 +310,52 @@ def oci_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         proc.wait(timeout=10)
 
 
+def redis_ping(port: int, password: str) -> bool:
+    """True once the server answers an authenticated PING (raw RESP: no client library needed)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+            sock.sendall(f"AUTH {password}\r\nPING\r\n".encode())
+            answer = b""
+            while b"\r\n" not in answer.partition(b"\r\n")[2]:  # both replies, however they arrive
+                chunk = sock.recv(64)
+                if not chunk:
+                    break
+                answer += chunk
+            return answer.endswith(b"+PONG\r\n")
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """Debian's redis-server on loopback, password generated now, no persistence; the online store of
+    the feature-store tests. Yields host, port, password and the Feast connection string."""
+    binary = shutil.which("redis-server")
+    if not binary:
+        if IN_CI:
+            pytest.fail("CI=true but redis-server is not installed (apt-get install redis-server)")
+        pytest.skip("redis-server not installed (apt-get install redis-server)")
+    import secrets
+
+    base = tmp_path_factory.mktemp("redis")
+    port, password = free_port(), secrets.token_hex(16)  # hex: Feast json-decodes the password field
+    log = (base / "redis.log").open("wb")
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(base), "--save", "",
+         "--appendonly", "no", "--requirepass", password, "--daemonize", "no"],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_until(lambda: redis_ping(port, password), "redis-server", timeout=30, proc=proc)
+        yield {
+            "host": "127.0.0.1", "port": port, "password": password,
+            "connection": f"127.0.0.1:{port},password={password}",
+        }
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 def git(cwd: Path, *args: str) -> str:
     out = subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True)
     return out.stdout.strip()

@@ -43,6 +43,7 @@ GROUP_POLICY_SECTIONS: dict[str, str | None] = {
     "serving": "model.parity",
     "latency": "model.latency",
     "fairness": "model.fairness",
+    "skew": "model.skew",
 }
 GROUPS = tuple(GROUP_POLICY_SECTIONS)
 CHECK_NAME = re.compile(r"^[a-z_]+(\.[a-z0-9_]+)*$")

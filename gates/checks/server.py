@@ -79,6 +79,7 @@ class ModelServer:
         log: IO[bytes],
         name: str = "model",
         command: list | None = None,
+        extra: tuple[str, ...] = (),
     ) -> None:
         self.port = free_port()
         self.workers = workers
@@ -87,7 +88,7 @@ class ModelServer:
         self._log = log
         self._started = time.monotonic()
         options = ["--model-uri", str(model_dir), "--host", "127.0.0.1", "--port", str(self.port)]
-        options += ["--workers", str(workers), "--name", name, "--parent-pid", str(os.getpid())]
+        options += ["--workers", str(workers), "--name", name, "--parent-pid", str(os.getpid()), *extra]
         self.proc = subprocess.Popen(
             [*(command or [sys.executable, *SERVER_MODULE]), *options], stdout=log, stderr=subprocess.STDOUT
         )
@@ -136,7 +137,11 @@ class ModelServer:
 
 @contextmanager
 def model_server(
-    model_dir: str | Path, workers: int = 1, name: str = "model", command: list | None = None
+    model_dir: str | Path,
+    workers: int = 1,
+    name: str = "model",
+    command: list | None = None,
+    extra: tuple[str, ...] = (),
 ) -> Iterator[ModelServer]:
     """Start serving `model_dir` now; the caller decides when to `wait_ready`. Always stopped on exit.
 
@@ -144,7 +149,7 @@ def model_server(
     options are the same).
     """
     with tempfile.TemporaryFile() as log:
-        server = ModelServer(model_dir, workers, log, name, command)
+        server = ModelServer(model_dir, workers, log, name, command, extra)
         try:
             yield server
         finally:

@@ -37,6 +37,9 @@ class ServingSession:
     latency_failure: str | None = None
     server_exit: dict | None = None
     checks: list[dict] = field(default_factory=list)
+    # Entity keys (one column per join key) the latency load sends instead of feature rows when the
+    # model serves from the feature store: the online lookup is then inside every timed request.
+    entity_keys: pd.DataFrame | None = None
 
     def judge(self, features: pd.DataFrame, expected: tuple[Any, Any] | None) -> list[dict]:
         """Export, parity and latency checks.
@@ -62,7 +65,8 @@ class ServingSession:
                     self.server.port, self.server.name, features, signature, expected,
                     self.policy["parity"]["max_abs_proba_diff"],
                 )  # fmt: skip
-            self.latency = measure_latency(self.server, features, latency_policy)
+            load = features if self.entity_keys is None else self.entity_keys
+            self.latency = measure_latency(self.server, load, latency_policy)
         except ServeError as exc:
             self.latency_failure, self.server_exit = str(exc), exc.server_exit
             parity = parity or parity_check(None, failure=str(exc))
@@ -77,6 +81,8 @@ class ServingSession:
             "max_p99_ms": latency_policy["max_p99_ms"],
             "load_description": describe_load(latency_policy),
         }
+        if self.entity_keys is not None:
+            record["requests_carry"] = "entity keys: each timed request includes the online-store lookup"
         if self.latency is not None:
             record.update({k: v for k, v in self.latency.items() if k != "histogram"})
         else:
@@ -105,10 +111,21 @@ def served_signature(port: int, name: str) -> Signature:
 
 
 @contextmanager
-def serving_session(model_dir: Path, policy: dict, name: str = "model") -> Iterator[ServingSession]:
-    """Start serving the candidate's onnx flavor now (if it has one); always stopped on exit."""
+def serving_session(
+    model_dir: Path, policy: dict, name: str = "model", feature_record: dict | None = None
+) -> Iterator[ServingSession]:
+    """Start serving the candidate's onnx flavor now (if it has one); always stopped on exit.
+
+    With a feature-store record (a model trained from the store) the server is started the way it
+    is deployed then, looking entity keys up in the online store, and the latency load sends the
+    record's sample of entity keys."""
     if not has_flavor(model_dir):
         yield ServingSession(None, policy, export_failure=export_failure(model_dir))
         return
-    with model_server(model_dir, policy["latency"]["workers"], name) as server:
-        yield ServingSession(server, policy)
+    extra: tuple[str, ...] = ()
+    keys = None
+    if feature_record:
+        extra = ("--feature-store", feature_record["env"], "--feature-home", feature_record["home"])
+        keys = pd.DataFrame(feature_record["sample"])
+    with model_server(model_dir, policy["latency"]["workers"], name, extra=extra) as server:
+        yield ServingSession(server, policy, entity_keys=keys)

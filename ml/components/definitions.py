@@ -175,6 +175,7 @@ def log_candidate(
     contract_sha256: str,
     code_commit: str,
     code_version: str,
+    feature_record_uri: str = "",
 ) -> NamedTuple("LoggedRun", run_id=str, model_uri=str, holdout_metrics=str):
     """Log the winner as an MLflow run (model, holdout, contract, data evidence); no version yet."""
     import json
@@ -194,6 +195,7 @@ def log_candidate(
         best=json.loads(best),
         candidates=json.loads(candidates),
         seed=seed,
+        feature_record_uri=feature_record_uri,
         identity={
             "data_sha256": data_sha256,
             "reference_sha256": reference_sha256,
@@ -220,8 +222,9 @@ def model_gate(
     contract_sha256: str,
     code_commit: str,
     evidence: Output[Artifact],
+    feature_record_uri: str = "",
 ) -> bool:
-    """Quality, regression vs champion, served p99 latency and fairness on the holdout."""
+    """Quality, regression vs champion, served p99 latency, fairness and feature skew on the holdout."""
     from ml.components.gating import model_gate as run_step
 
     passed, reason = run_step(
@@ -232,6 +235,7 @@ def model_gate(
         tracking_uri=tracking_uri,
         model_name=model_name,
         out_dir=evidence.path,
+        feature_record_uri=feature_record_uri,
         subject={
             "model": model_name,
             "model_uri": model_uri,
@@ -262,6 +266,7 @@ def register_challenger(
     contract_sha256: str,
     code_commit: str,
     code_version: str,
+    feature_record_uri: str = "",
 ) -> str:
     """New model version from the gated run, alias `challenger`, evidence attached; idempotent."""
     import json
@@ -289,6 +294,7 @@ def register_challenger(
             "validation_fraction": validation_fraction,
             "holdout_fraction": holdout_fraction,
         },
+        feature_record_uri=feature_record_uri,
     )
     return version
 

@@ -89,6 +89,7 @@ def model_gate(
     model_name: str,
     subject: dict,
     out_dir: str,
+    feature_record_uri: str = "",
 ) -> tuple[bool, str]:
     import os
 
@@ -111,6 +112,7 @@ def model_gate(
 
         connect(tracking_uri)
         from gates.model_gate import run_model_gate
+        from ml.features.record import read_record
 
         holdout_path = only_file(holdout_dir, "*.parquet")
         subject = {**subject, "holdout_sha256": sha256_file(holdout_path)}
@@ -124,6 +126,7 @@ def model_gate(
             champion_alias="champion",
             subject=subject,
             out_dir=out_dir,
+            feature_record=read_record(feature_record_uri),
         )
         fields = verdict_fields(evidence, out_dir)
         report.update(

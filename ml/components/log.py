@@ -16,6 +16,7 @@ from typing import Any
 from gates.evidence.history import record_attempt
 from ml.components.artifacts import evidence_json, only_file
 from ml.components.markers import step
+from ml.features.record import read_record
 from ml.registry.client import connect, experiment_id
 from ml.training.persist import SKOPS_TRUSTED_TYPES, load_model
 from sluice import tags
@@ -55,6 +56,7 @@ def log_training_run(
     candidates: list[dict],
     seed: int,
     identity: dict[str, str],
+    feature_record_uri: str = "",
 ) -> tuple[str, str, dict]:
     """Log the winner; returns (run id, model URI, holdout metrics)."""
     with step("log", candidate=best["name"]) as report:
@@ -81,6 +83,7 @@ def log_training_run(
             tags.MODEL_TYPE: best["model_type"],
             **tags.identity_tags(identity),
             **environment_tags(),  # the lock and trainer image this step runs in, when known
+            **tags.feature_tags((read_record(feature_record_uri) or {}).get("facts")),
         }
         run_id, holdout = _log_new_run(
             mlflow, experiment, run_tags, best, candidates, seed, best_dir, holdout_dir, contract_dir,

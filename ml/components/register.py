@@ -15,6 +15,7 @@ from typing import Any
 from gates.evidence.history import Attempt, record_attempt, tag_run_verdict, verdict_tags
 from ml.components.artifacts import evidence_json
 from ml.components.markers import step
+from ml.features.record import read_record
 from ml.registry.client import connect
 from ml.registry.pipeline_runs import REJECTED, REUSED, mark_pipeline_run
 from sluice import tags
@@ -69,6 +70,7 @@ def register_challenger(
     holdout_metrics: dict,
     identity: dict[str, str],
     split_params: dict,
+    feature_record_uri: str = "",
 ) -> tuple[str, bool]:
     """Create (or reuse) the version; returns (version, reused)."""
     with step("register") as report:
@@ -92,6 +94,7 @@ def register_challenger(
             holdout=holdout_metrics,
             attempt=attempt,
         )
+        version_tag_values |= tags.feature_tags((read_record(feature_record_uri) or {}).get("facts"))
         mv = mlflow.register_model(f"runs:/{run_id}/model", model_name, tags=version_tag_values)
         client.set_registered_model_alias(model_name, CHALLENGER, mv.version)
         client.set_model_version_tag(model_name, mv.version, tags.REGISTRATION_COMPLETE, "true")

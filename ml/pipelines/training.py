@@ -82,6 +82,9 @@ def build_pipeline(base_image: str = DEFAULT_BASE_IMAGE):
         validation_fraction: float = DEFAULT_VALIDATION_FRACTION,
         holdout_fraction: float = DEFAULT_HOLDOUT_FRACTION,
         selection_tolerance: float = DEFAULT_SELECTION_TOLERANCE,
+        # Set by `sluice run --features`: the feature-store record (ml.features.record) the log and
+        # register steps tag with and the model gate's skew check reads; "" for a snapshot run.
+        feature_record_uri: str = "",
     ):
         identity = {
             "data_sha256": data_sha256,
@@ -131,6 +134,7 @@ def build_pipeline(base_image: str = DEFAULT_BASE_IMAGE):
                     run_key=run_key,
                     seed=seed,
                     code_version=code_version,
+                    feature_record_uri=feature_record_uri,
                     **identity,
                 )
                 .set_display_name("log to MLflow")
@@ -145,6 +149,7 @@ def build_pipeline(base_image: str = DEFAULT_BASE_IMAGE):
                     policy_uri=policy_uri,
                     tracking_uri=tracking_uri,
                     model_name=model_name,
+                    feature_record_uri=feature_record_uri,
                     **identity,
                 )
                 .set_display_name("model gate")
@@ -164,6 +169,7 @@ def build_pipeline(base_image: str = DEFAULT_BASE_IMAGE):
                     validation_fraction=validation_fraction,
                     holdout_fraction=holdout_fraction,
                     code_version=code_version,
+                    feature_record_uri=feature_record_uri,
                     **identity,
                 ).set_display_name("register challenger").set_caching_options(False).set_retry(**MLFLOW_RETRY)
             with dsl.Else():

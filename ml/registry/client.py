@@ -36,9 +36,15 @@ def wait_for_store_init(tracking_uri: str) -> None:
             fcntl.flock(lock, fcntl.LOCK_SH)
 
 
+def quiet_downloads() -> None:
+    """No MLflow download progress bars: they appear whenever tqdm is installed (Feast brings it
+    in) and would break the CLI's one-line-per-step output and its empty stderr on success."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
 def connect(tracking_uri: str):
     """The `mlflow` module, pointed at `tracking_uri` once its store is ready."""
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    quiet_downloads()
     import mlflow
 
     logging.getLogger("mlflow").setLevel(logging.WARNING)
@@ -52,6 +58,7 @@ def connect(tracking_uri: str):
 
 def client(tracking_uri: str) -> Any:
     """A client bound to one server for both tracking and registry (never the global defaults)."""
+    quiet_downloads()
     from mlflow import MlflowClient
 
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)

@@ -41,6 +41,7 @@ class RunRequest:
     tracking_uri: str | None = None
     only_on_drift: bool = False
     seed: int | None = None
+    features: bool = False  # build the training set from the feature store (ml.features)
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class RunInputs:
     contract: Path
     policy: Path | None
     demo: bool
+    feature_record: Path | None = None
 
 
 @dataclass
@@ -61,6 +63,8 @@ class Outcome:
 def resolve_inputs(request: RunRequest, home: paths.Home, out: TextIO) -> RunInputs:
     """The user's files, or the demo generated into <home>/data (once; reused while intact)."""
     policy = paths.require_file(Path(request.policy).resolve(), "policy") if request.policy else None
+    if request.features:
+        return feature_store_inputs(request, home, policy, out)
     if request.data is None:
         if request.contract or request.reference:
             raise SluiceError("--contract/--reference need --data (without --data the demo data set is used)")
@@ -81,6 +85,28 @@ def resolve_inputs(request: RunRequest, home: paths.Home, out: TextIO) -> RunInp
     return RunInputs(data, reference, contract, policy, False)
 
 
+def feature_store_inputs(
+    request: RunRequest, home: paths.Home, policy: Path | None, out: TextIO
+) -> RunInputs:
+    """The demo's training set built by the feature store, point-in-time correct (ml.features.record)."""
+    if request.data or request.contract or request.reference:
+        raise SluiceError(
+            "--features builds the training set from the feature store: drop --data/--contract/--reference"
+        )
+    from ml.data.contract import load_contract
+    from ml.data.demo import ensure_demo
+    from ml.features.record import prepare
+
+    started = time.perf_counter()
+    demo = ensure_demo(home.data / "credit-default")
+    snapshots, record = prepare(demo, load_contract(demo.contract), home.data, home.root / "features")
+    out.write(
+        f"sluice: training set from the feature store in {snapshots.current.parent} "
+        f"({time.perf_counter() - started:.1f} s: apply, point-in-time join, materialize)\n"
+    )
+    return RunInputs(snapshots.current, snapshots.reference, demo.contract, policy, True, record)
+
+
 def default_params(request: RunRequest) -> dict[str, Any]:
     from ml.training import candidates as c
 
@@ -95,7 +121,7 @@ def default_params(request: RunRequest) -> dict[str, Any]:
 
 
 def identity_for(inputs: RunInputs, params: dict[str, Any]) -> dict[str, Any]:
-    return {
+    found = {
         "data_sha256": sha256_file(inputs.data),
         "reference_sha256": sha256_file(inputs.reference),
         "contract_sha256": sha256_file(inputs.contract),
@@ -104,6 +130,12 @@ def identity_for(inputs: RunInputs, params: dict[str, Any]) -> dict[str, Any]:
         "code_version": runkey.code_fingerprint(),
         "params": params,
     }
+    if inputs.feature_record is not None:  # the definitions are part of what was trained on
+        from ml.features.record import read_record
+
+        facts = read_record(str(inputs.feature_record))["facts"]
+        found["feature_service_digest"] = facts["feature_service_digest"]
+    return found
 
 
 def try_fast_path(home: paths.Home, key: str, tracking_uri: str, out: TextIO) -> Outcome | None:
@@ -144,6 +176,7 @@ def pipeline_arguments(
         "tracking_uri": tracking_uri,
         "artifact_root": artifact_root_for(tracking_uri, home.artifacts),
         "policy_uri": str(inputs.policy or ""),
+        "feature_record_uri": str(inputs.feature_record or ""),
         "run_key": key,
         "code_commit": identity["code_commit"],
         "code_version": identity["code_version"],

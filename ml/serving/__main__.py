@@ -61,6 +61,11 @@ def serve_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", default=None, help="model version reported by OIP v2 routes")
     parser.add_argument("--parent-pid", type=int, default=0, help="exit when this process (the starter) dies")
+    parser.add_argument(
+        "--feature-store", choices=("local", "cluster"), default=None,
+        help="look entity keys up in this feature store (requests may then carry only the join keys)",
+    )
+    parser.add_argument("--feature-home", default=".sluice/features", help="the local feature store's home")
     return parser
 
 
@@ -81,7 +86,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"python -m ml.serving: error: cannot fetch {args.model_uri}: {exc}", file=sys.stderr)
         return 2
     serve(
-        ServeOptions(model_dir, args.host, args.port, args.workers, args.name, args.version, args.parent_pid)
+        ServeOptions(
+            model_dir, args.host, args.port, args.workers, args.name, args.version, args.parent_pid,
+            feature_store=args.feature_store, feature_home=args.feature_home,
+        )
     )
     return 0
 

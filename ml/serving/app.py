@@ -70,11 +70,16 @@ async def _body(receive) -> bytes:
 class ServingApp:
     """ASGI app serving one model under one name (and optionally one version)."""
 
-    def __init__(self, model: OnnxModel, name: str = "model", version: str | None = None) -> None:
+    def __init__(
+        self, model: OnnxModel, name: str = "model", version: str | None = None, features=None
+    ) -> None:
         self.model = model
+        self.features = features  # an ml.serving.features.FeatureLookup: entity keys become rows
         self.name = name
         self.version = version
         self.kinds = dict(model.signature.columns)
+        # v2 inputs accepted: the model's columns, plus the join keys when there is a store
+        self.request_kinds = {**self.kinds, **{k: "numeric" for k in (features.keys if features else [])}}
         self.metadata = orjson.dumps(self._model_metadata())
         self.static = {
             ("GET", "/ping"): (200, b"\n", JSON_HEADERS),
@@ -138,7 +143,7 @@ class ServingApp:
         try:
             body = await _body(receive)
             columns, rows = protocol.mlflow_request(body, _header(scope, b"content-type"))
-            labels, _ = self.model.predict_columns(columns, rows)
+            labels, _ = self.model.predict_columns(self._looked_up(columns, rows), rows)
         except RequestError as exc:
             await _send(send, exc.status, protocol.mlflow_error(exc))
             return
@@ -171,14 +176,20 @@ class ServingApp:
     async def _infer(self, receive, send) -> None:
         try:
             body = await _body(receive)
-            columns, rows, outputs, request_id = protocol.v2_request(body, self.kinds)
-            labels, proba = self.model.predict_columns(columns, rows)
+            columns, rows, outputs, request_id = protocol.v2_request(body, self.request_kinds)
+            labels, proba = self.model.predict_columns(self._looked_up(columns, rows), rows)
         except RequestError as exc:
             await _send(send, exc.status, protocol.v2_error(str(exc)))
             return
         await _send(
             send, 200, protocol.v2_response(self.name, self.version, request_id, outputs, labels, proba)
         )
+
+    def _looked_up(self, columns: dict[str, list], rows: int) -> dict[str, list]:
+        """Entity keys replaced by the online store's features, when this server has a store."""
+        if self.features is not None and self.features.wants(columns):
+            return self.features.columns(columns, rows)
+        return columns
 
     @staticmethod
     async def _lifespan(receive, send) -> None:

@@ -22,6 +22,9 @@ from typing import Any
 MODEL_PATH_ENV = "SLUICE_SERVING_MODEL_PATH"
 MODEL_NAME_ENV = "SLUICE_SERVING_MODEL_NAME"
 MODEL_VERSION_ENV = "SLUICE_SERVING_MODEL_VERSION"
+# A feature store to look entity keys up in (ml/serving/features.py): its environment and home.
+FEATURE_STORE_ENV = "SLUICE_SERVING_FEATURE_STORE"
+FEATURE_HOME_ENV = "SLUICE_SERVING_FEATURE_HOME"
 # Set when the server must die with its starter: the supervisor's pid, so workers die with it.
 SUPERVISOR_PID_ENV = "SLUICE_SERVING_SUPERVISOR_PID"
 
@@ -35,6 +38,8 @@ class ServeOptions:
     name: str = "model"
     version: str | None = None
     parent_pid: int = 0
+    feature_store: str | None = None  # local | cluster: requests may carry entity keys
+    feature_home: str = ".sluice/features"
     # "module:function" returning the ASGI app in each worker (tests wrap the model in a slow one)
     factory: str = "ml.serving.server:create_app"
 
@@ -48,10 +53,16 @@ def create_app() -> Any:
     supervisor = int(os.environ.get(SUPERVISOR_PID_ENV) or 0)
     if supervisor and supervisor != os.getpid():  # a worker process: die with the supervisor
         die_with_parent(supervisor)
+    features = None
+    if os.environ.get(FEATURE_STORE_ENV):
+        from ml.serving.features import FeatureLookup
+
+        features = FeatureLookup(os.environ[FEATURE_STORE_ENV], os.environ[FEATURE_HOME_ENV])
     app = ServingApp(
         OnnxModel.load(os.environ[MODEL_PATH_ENV]),
         name=os.environ.get(MODEL_NAME_ENV) or "model",
         version=os.environ.get(MODEL_VERSION_ENV) or None,
+        features=features,
     )
     gc.collect()
     gc.freeze()
@@ -82,6 +93,8 @@ def serve(options: ServeOptions) -> None:
     os.environ[MODEL_PATH_ENV] = options.model_dir
     os.environ[MODEL_NAME_ENV] = options.name
     os.environ[MODEL_VERSION_ENV] = options.version or ""
+    os.environ[FEATURE_STORE_ENV] = options.feature_store or ""
+    os.environ[FEATURE_HOME_ENV] = options.feature_home
     config = uvicorn.Config(
         options.factory,
         factory=True,

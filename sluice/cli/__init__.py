@@ -24,6 +24,9 @@ class Verb(NamedTuple):
 # Order is the flow: data -> train -> gate -> promote -> deliver.
 VERBS: dict[str, Verb] = {
     "data": Verb("sluice.cli.data", "data utilities (the seeded demo data set)"),
+    "features": Verb(
+        "sluice.cli.features", "the feature store: apply or plan its definitions, materialize online features"
+    ),
     "run": Verb("sluice.cli.run", "train on the local KFP runner, gate, register, promote to a local branch"),
     "submit": Verb(
         "sluice.cli.submit", "compile the pipeline for a trainer image and submit it to Kubeflow Pipelines"
@@ -82,6 +85,9 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    from ml.registry.client import quiet_downloads
+
+    quiet_downloads()  # every verb that downloads from MLflow: no progress bars on stderr
     verb = invoked_verb(argv)
     args = build_parser(verb or "").parse_args(argv)
     try:

@@ -48,6 +48,12 @@ def register(subparsers: argparse._SubParsersAction, summary: str) -> None:
     run.add_argument(
         "--no-promote", action="store_true", help="register the passing version, but do not promote it"
     )
+    run.add_argument(
+        "--features",
+        action="store_true",
+        help="train the demo from the feature store (ml/features): point-in-time training set, skew check "
+        "in the model gate; Redis online store when $SLUICE_FEATURE_REDIS is set (docs/features.md)",
+    )
     run.add_argument("--seed", type=int, default=None, help=argparse.SUPPRESS)
     run.set_defaults(func=run_verb)
 
@@ -67,6 +73,7 @@ def run_verb(args: argparse.Namespace) -> int:
         tracking_uri=args.tracking_uri,
         only_on_drift=args.only_on_drift,
         seed=args.seed,
+        features=args.features,
     )
     outcome = run(request, sys.stdout)
     if outcome.record.get("outcome") == "registered":

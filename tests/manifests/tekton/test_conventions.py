@@ -105,8 +105,9 @@ def test_images_travel_between_tasks_only_by_digest(resources) -> None:
             if param["name"] == "image-url":
                 digest = {p["name"]: p["value"] for p in pt["params"]}["image-digest"]
                 assert value.replace("IMAGE_URL", "IMAGE_DIGEST") == digest, pt["name"]
-    # ci into lint and test; trainer into train, gate, promote and open-pr; serving into promote and open-pr
-    assert image_params == 8
+    # ci into lint and test; trainer into train, gate, promote, open-pr and feature-apply; serving into
+    # promote and open-pr
+    assert image_params == 9
 
 
 def test_evidence_travels_as_files_not_results(resources) -> None:

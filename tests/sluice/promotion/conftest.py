@@ -192,7 +192,9 @@ def make_gitops_repo(base: Path, models: list[str]) -> GitOpsRepo:
     seed = base / "seed"
     seed.mkdir()
     git(seed, "init", "--quiet", "-b", "main")
-    shutil.copytree(REPO_ROOT / "apps" / "mlflow", seed / "apps" / "mlflow")
+    for app in (REPO_ROOT / "apps").iterdir():  # the shared apps the clusters include (mlflow, feature-store)
+        if app.is_dir() and not (app / "overlays").is_dir():
+            shutil.copytree(app, seed / "apps" / app.name)
     _copy_renamed(REPO_ROOT / "clusters", seed / "clusters", {DEMO: models[0]})
     for model in models:
         _copy_renamed(REPO_ROOT / "apps" / DEMO, seed / "apps" / model, {DEMO: model})
