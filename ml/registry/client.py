@@ -22,6 +22,13 @@ def sqlite_db(tracking_uri: str) -> Path | None:
     return Path(tracking_uri.removeprefix("sqlite:///")) if tracking_uri.startswith("sqlite:///") else None
 
 
+def artifact_root_for(tracking_uri: str, home_artifacts: Path) -> str:
+    """Local stores keep artifacts under the Sluice home; a server decides for itself."""
+    if tracking_uri.startswith(("http://", "https://", "databricks")):
+        return ""
+    return home_artifacts.as_uri()
+
+
 def init_lock_path(tracking_uri: str) -> Path | None:
     """`<db>.init.lock`: held exclusively while a new SQLite store is being created."""
     db = sqlite_db(tracking_uri)

@@ -48,6 +48,11 @@ def register(subparsers: argparse._SubParsersAction, summary: str) -> None:
     run.add_argument(
         "--no-promote", action="store_true", help="register the passing version, but do not promote it"
     )
+    run.add_argument(
+        "--params",
+        metavar="FILE",
+        help="training parameters (default: ml/training/tuned/<model>.yaml when committed; see sluice tune)",
+    )
     run.add_argument("--seed", type=int, default=None, help=argparse.SUPPRESS)
     run.set_defaults(func=run_verb)
 
@@ -67,6 +72,7 @@ def run_verb(args: argparse.Namespace) -> int:
         tracking_uri=args.tracking_uri,
         only_on_drift=args.only_on_drift,
         seed=args.seed,
+        params=args.params,
     )
     outcome = run(request, sys.stdout)
     if outcome.record.get("outcome") == "registered":
