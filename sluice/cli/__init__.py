@@ -28,6 +28,9 @@ VERBS: dict[str, Verb] = {
     "submit": Verb(
         "sluice.cli.submit", "compile the pipeline for a trainer image and submit it to Kubeflow Pipelines"
     ),
+    "tune": Verb(
+        "sluice.cli.tune", "search hyperparameters locally (Optuna twin of Katib), write the best parameters"
+    ),
     "gate": Verb("sluice.cli.gate", "run the data or model gate and write evidence"),
     "promote": Verb("sluice.cli.promote", "commit a gated model version into an environment's overlay"),
     "rollback": Verb(
@@ -35,6 +38,13 @@ VERBS: dict[str, Verb] = {
     ),
     "status": Verb(
         "sluice.cli.status", "versions git holds per model and environment, MLflow aliases, any mismatch"
+    ),
+    "monitor": Verb(
+        "sluice.cli.monitor",
+        "check a window of data for drift; trigger retraining when it drifted (once per snapshot)",
+    ),
+    "trigger": Verb(
+        "sluice.cli.trigger", "render a model's retraining CronJob, post a signed retraining event"
     ),
     "lint": Verb(
         "sluice.cli.lint",
