@@ -20,6 +20,10 @@ from pathlib import Path
 from sluice import tags
 from sluice.digest import sha256_file
 
+# python:3.11-slim, pinned by its index digest (tag 3.11-slim, as referenced by public Dockerfiles
+# in the search corpus): the committed KFP IR's placeholder image, and the image the retraining
+# schedule's CronJob posts its event from (standard library only: sluice/triggers/event.py).
+PYTHON_IMAGE = "python:3.11-slim@sha256:9c900dea9e8fb7e16277c179b555cc72d29a352dbc33cff48ad5a0412fd5bfc7"
 LOCK_FILE_NAME = "requirements.lock"
 LOCK_FILE_ENV = "SLUICE_LOCK_FILE"
 TRAINER_IMAGE_ENV = "SLUICE_TRAINER_IMAGE"
