@@ -166,7 +166,7 @@ def load_candidate(
         report_path=report_path,
         report_artifact=report_artifact,
         data_sha256=found.get(tags.DATA_SHA256),
-        tags=tags,
+        tags=found,
     )
 
 
