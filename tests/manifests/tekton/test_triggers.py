@@ -75,14 +75,22 @@ def passes(cel, trig: dict, body: dict) -> bool:
     return bool(env.program(env.compile(expression)).evaluate({"body": cel.json_to_cel(body)}))
 
 
+RETRAIN_TRIGGER = "retrain-on-signed-event"
+
+
 def test_github_interceptor_verifies_the_webhook_secret(resources) -> None:
+    """GitHub's events with the webhook secret; retraining events with their own Secret and type only."""
     event_types = set()
     for trig in by_kind_name(resources, "EventListener", "sluice-github")["spec"]["triggers"]:
         github = interceptor(trig, "github")
         params = {p["name"]: p["value"] for p in github["params"]}
+        assert trig["interceptors"][0] is github  # the signature is checked before anything reads the body
+        if trig["name"] == RETRAIN_TRIGGER:
+            assert params["secretRef"] == {"secretName": "sluice-trigger-secret", "secretKey": "secret"}
+            assert params["eventTypes"] == ["sluice_retrain"]
+            continue
         assert params["secretRef"] == {"secretName": "github-webhook-secret", "secretKey": "secret"}
         event_types |= set(params["eventTypes"])
-        assert trig["interceptors"][0] is github  # the signature is checked before anything reads the body
     assert event_types == {"push", "pull_request"}
 
 
