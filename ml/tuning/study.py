@@ -81,7 +81,9 @@ def trial_jobs(space: SearchSpace, requested: int | None = None) -> int:
 def _optuna():
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Optuna logs a failed trial as a warning with its traceback; the trial's one-line error is
+    # printed (and kept on its MLflow run) instead.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     return optuna
 
 
@@ -148,6 +150,10 @@ def recover_interrupted(study, runs: StudyRuns) -> int:
         if t.params:
             study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
         recovered += 1
+    for child in runs.children():  # killed between creating its run and recording it in the trial
+        if child.info.status == "RUNNING":
+            runs.tag(child.info.run_id, tags.TUNING_STATE, INTERRUPTED)
+            runs.end(child.info.run_id, "KILLED")
     return recovered
 
 
@@ -167,8 +173,10 @@ def suggest(trial, space: SearchSpace) -> dict[str, Any]:
 class Objective:
     """One trial: suggest, log a child run, cross-validate with per-fold reports, close the run."""
 
-    def __init__(self, space: SearchSpace, split: obj.TrainingSplit, runs: StudyRuns, study_name: str):
-        self.space, self.split, self.runs, self.study_name = space, split, runs, study_name
+    def __init__(
+        self, space: SearchSpace, split: obj.TrainingSplit, runs: StudyRuns, study_name: str, out: TextIO
+    ):
+        self.space, self.split, self.runs, self.study_name, self.out = space, split, runs, study_name, out
 
     def __call__(self, trial) -> float:
         optuna = _optuna()
@@ -197,6 +205,7 @@ class Objective:
             self.runs.tag(run_id, tags.TUNING_STATE, "failed")
             self.runs.tag(run_id, tags.PREFIX + "tuning.error", _one_line(exc))
             self.runs.end(run_id, "FAILED")
+            self.out.write(f"sluice: trial {trial.number} failed: {_one_line(exc)[:300]}\n")
             raise
         return self._close(run_id, value, "complete")
 
@@ -260,7 +269,7 @@ def run_study(request: TuneRequest, out: TextIO) -> TuneResult:
     if left > 0 and (not space.max_failed or n["failed"] < space.max_failed):
         resumed = open_study(space, name, storage, offset=len(study.get_trials(deepcopy=False)))
         resumed.optimize(
-            Objective(space, split, runs, name),
+            Objective(space, split, runs, name, out),
             n_trials=left,
             n_jobs=request.jobs,
             catch=(Exception,),
