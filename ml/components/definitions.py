@@ -1,7 +1,8 @@
 """The typed KFP v2 components of the training pipeline.
 
 Each component is a thin shim: its body imports its step function from the installed package
-(`ml.components.load`, `.gating`, `.split`, `.train`, `.select`, `.log`, `.register`) as
+(`ml.components.load`, `.gating`, `.data_record`, `.split`, `.train`, `.select`, `.log`,
+`.register`) as
 `run_step` and calls it. That keeps the compiled IR small and stable, and it means the trainer
 image (which installs this project) and the local runner run the same code. Components are
 built by `make_components(base_image)` because the image is chosen at compile time.
@@ -304,9 +305,43 @@ def record_rejection(run_id: str, evidence: Input[Artifact], tracking_uri: str, 
     )
 
 
+def record_data_gate(
+    evidence: Input[Artifact],
+    tracking_uri: str,
+    artifact_root: str,
+    model_name: str,
+    run_key: str,
+    pipeline_run_id: str,
+    data_sha256: str,
+    reference_sha256: str,
+    contract_sha256: str,
+    code_commit: str,
+    code_version: str,
+):
+    """Keep the data gate's attempt in MLflow when nothing is trained (data refused, or a no-op run)."""
+    from ml.components.data_record import record_data_gate as run_step
+
+    run_step(
+        tracking_uri=tracking_uri,
+        artifact_root=artifact_root,
+        model_name=model_name,
+        run_key=run_key,
+        evidence_dir=evidence.path,
+        pipeline_run_id=pipeline_run_id,
+        identity={
+            "data_sha256": data_sha256,
+            "reference_sha256": reference_sha256,
+            "contract_sha256": contract_sha256,
+            "code_commit": code_commit,
+            "code_version": code_version,
+        },
+    )
+
+
 COMPONENT_FUNCTIONS = (
     load_snapshot,
     data_gate,
+    record_data_gate,
     split_snapshot,
     train_and_evaluate,
     select_best,

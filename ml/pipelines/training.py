@@ -1,5 +1,6 @@
 """The training pipeline: load → data gate → (pass) train candidates → select → log → model gate
-→ (pass) register `challenger`, else record the rejection.
+→ (pass) register `challenger`, else record the rejection; a data gate that trains nothing has its
+attempt recorded in MLflow instead (record data gate).
 
 With `retrain_only_on_drift`, a data gate that passes without finding drift also skips training
 (a "no-op run": the evidence says the data was looked at and why nothing was retrained).
@@ -169,8 +170,23 @@ def build_pipeline(base_image: str = DEFAULT_BASE_IMAGE):
                     tracking_uri=tracking_uri,
                     pipeline_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
                 ).set_display_name("record rejection").set_caching_options(False).set_retry(**MLFLOW_RETRY)
+        with dsl.Else():
+            _record_data_gate(
+                c, data_check, identity, tracking_uri=tracking_uri, artifact_root=artifact_root,
+                model_name=model_name, run_key=run_key, code_version=code_version,
+            )
 
     return training_pipeline
+
+
+def _record_data_gate(c, data_check, identity: dict, **params):
+    """Nothing trains (data refused, or a no-op run): the data gate's attempt still goes to MLflow."""
+    c.record_data_gate(
+        evidence=data_check.outputs["evidence"],
+        pipeline_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+        **params,
+        **identity,
+    ).set_display_name("record data gate").set_caching_options(False).set_retry(**MLFLOW_RETRY)
 
 
 def _train_and_select(c, split, load, candidates, seed, selection_tolerance, code_version):

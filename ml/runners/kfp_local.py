@@ -8,6 +8,7 @@ path, not content).
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -24,6 +25,7 @@ def run_pipeline(arguments: dict[str, Any], pipeline_root: Path, log_path: Path,
     from kfp import local
 
     from ml.pipelines.training import DEFAULT_BASE_IMAGE, build_pipeline
+    from ml.serving.lifecycle import RUN_PID_ENV
 
     local.init(
         runner=local.SubprocessRunner(use_venv=False),
@@ -45,9 +47,16 @@ def run_pipeline(arguments: dict[str, Any], pipeline_root: Path, log_path: Path,
         root.handlers[:] = [handler]
         root.setLevel(logging.INFO)
         sys.stdout = tap
+        # Tasks that start servers end with this process, even when it is killed (lifecycle.exit_with).
+        saved_pid = os.environ.get(RUN_PID_ENV)
+        os.environ[RUN_PID_ENV] = str(os.getpid())
         try:
             pipeline(**arguments)
         finally:
+            if saved_pid is None:
+                os.environ.pop(RUN_PID_ENV, None)
+            else:
+                os.environ[RUN_PID_ENV] = saved_pid
             sys.stdout, builtins.print = saved[2], saved[3]
             root.setLevel(saved[0])
             root.handlers[:] = saved[1]

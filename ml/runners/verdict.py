@@ -1,7 +1,8 @@
 """What a finished local pipeline run means, read from the markers its steps printed.
 
 Exit codes as documented: 0 a version was registered (or reused) or a no-op run, 1 a gate
-refused (reason on one line, evidence written, nothing registered), 2 (SluiceError) a step broke.
+refused (reason on one line ending with how to proceed, evidence written, nothing registered; an
+inconclusive gate refuses too), 2 (SluiceError) a step broke.
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ from ml.runners.summary import print_summary
 from sluice.errors import SluiceError
 
 GATE_FAILED = 1
+QUIETER_HINT = (
+    "the host was too noisy to judge the candidate's latency (not a verdict on the model): "
+    "re-run on a quieter machine"
+)
 
 
 def read_verdict(tap: ProgressTap, record: dict[str, Any], finish: Callable, log_path: Path, out: TextIO):
@@ -27,7 +32,7 @@ def read_verdict(tap: ProgressTap, record: dict[str, Any], finish: Callable, log
         raise SluiceError(f"pipeline step {first.name} failed: {reason} (log: {log_path})")
     data_gate = _required(tap, "data-gate", "the pipeline ended before its data gate ran", finish, log_path)
     if not data_gate.get("passed"):
-        record["reason"] = f"data gate failed: {data_gate.get('reason')}"
+        record["reason"] = _refusal("data", data_gate)
         return _gate_failed(record, finish, out)
     if not data_gate.get("train"):
         out.write("sluice: the data gate passed and found no drift; nothing was retrained (no-op run)\n")
@@ -38,7 +43,9 @@ def read_verdict(tap: ProgressTap, record: dict[str, Any], finish: Callable, log
         tap, "model-gate", "the pipeline ended before its model gate ran", finish, log_path
     )
     if not model_gate.get("passed"):
-        record["reason"] = f"model gate failed: {model_gate.get('reason')}"
+        record["reason"] = _refusal("model", model_gate)
+        if model_gate.get("inconclusive"):
+            out.write(f"  {QUIETER_HINT}\n")
         print_summary(record, out)
         return _gate_failed(record, finish, out)
     registered = _required(
@@ -50,6 +57,11 @@ def read_verdict(tap: ProgressTap, record: dict[str, Any], finish: Callable, log
     outcome = finish("registered", 0)
     print_summary(record, out)
     return outcome
+
+
+def _refusal(kind: str, marker: dict) -> str:
+    """The gate's own refusal line (verdict, first finding, counts, how to proceed)."""
+    return marker.get("refusal") or f"{kind} gate failed: {marker.get('reason')}"
 
 
 def _required(tap: ProgressTap, step: str, missing: str, finish: Callable, log_path: Path) -> dict:

@@ -32,6 +32,9 @@ VERBS: dict[str, Verb] = {
         "sluice.cli.tune", "search hyperparameters locally (Optuna twin of Katib), write the best parameters"
     ),
     "gate": Verb("sluice.cli.gate", "run the data or model gate and write evidence"),
+    "evidence": Verb(
+        "sluice.cli.evidence", "list a model's gate attempts from MLflow, or show one verified by digest"
+    ),
     "promote": Verb("sluice.cli.promote", "commit a gated model version into an environment's overlay"),
     "rollback": Verb(
         "sluice.cli.rollback", "restore the previously promoted version of a model in an environment"

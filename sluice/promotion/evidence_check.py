@@ -3,6 +3,10 @@
 The registry's tags say what the gate concluded, but tags are editable metadata: promotion trusts
 the evidence file only when the sha256 of the downloaded bytes equals the digest the gate recorded
 (tag `tags.EVIDENCE_SHA256`), and the document itself says `passed: true` for this model.
+
+Which file: the one the version's `tags.EVIDENCE_ARTIFACT` names (`evidence/<attempt>/...json`
+since every gate attempt has its own folder); versions tagged before that have no such tag or
+name `evidence/model-evidence.json`, and are verified there, by digest, as before.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from sluice import tags
 from sluice.errors import SluiceError
 
 EVIDENCE_DIR = "evidence"
-EVIDENCE_FILE = "evidence/model-evidence.json"
+EVIDENCE_FILE = "evidence/model-evidence.json"  # the one evidence file of versions gated before attempts
 DEFAULT_ARTIFACT_ROOT = "s3://mlflow-artifacts"  # the bucket apps/mlflow's server writes to
 REMOTE_SCHEMES = ("s3", "gs", "gcs", "hdfs", "webhdfs", "https", "http", "pvc", "oci", "abfs", "abfss", "hf")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -92,19 +96,8 @@ def storage_uri(raw: str, artifact_root: str = DEFAULT_ARTIFACT_ROOT, allow_loca
     raise SluiceError(f"model artifacts at {raw}: unsupported URI scheme {parsed.scheme!r} for KServe")
 
 
-def load_candidate(
-    client,
-    model: str,
-    version: str,
-    download_dir: Path,
-    artifact_root: str = DEFAULT_ARTIFACT_ROOT,
-    allow_local_uri: bool = False,
-) -> Candidate:
-    """The version's immutable URI and verified passing evidence, or SluiceError saying what is missing."""
-    what = f"model {model} version {version}"
-    mlflow_call(f"registered model {model}", client.get_registered_model, model)
-    mv = mlflow_call(what, client.get_model_version, model, version)
-    found = dict(mv.tags or {})
+def _recorded_digest(what: str, found: dict[str, str], run_id: str | None) -> str:
+    """The digest a passing gate recorded on the version, or why there is none to trust."""
     passed, digest_tag = tags.EVIDENCE_PASSED, tags.EVIDENCE_SHA256
     if passed not in found:
         raise SluiceError(f"{what} has no gate evidence (tag {passed} missing): run the model gate first")
@@ -113,18 +106,13 @@ def load_candidate(
     recorded = (found.get(digest_tag) or "").strip().lower()
     if not _HEX64.match(recorded):
         raise SluiceError(f"{what} has no valid evidence digest (tag {digest_tag} missing or malformed)")
-    if not mv.run_id:
+    if not run_id:
         raise SluiceError(f"{what} has no run: its evidence artifacts cannot be found")
-    files = mlflow_call(f"artifacts of run {mv.run_id}", client.list_artifacts, mv.run_id, EVIDENCE_DIR)
-    names = {f.path for f in files if not f.is_dir}
-    if EVIDENCE_FILE not in names:
-        raise SluiceError(f"{what}: evidence artifact {EVIDENCE_FILE} missing from run {mv.run_id}")
-    target = download_dir / f"{model}-v{version}"
-    target.mkdir(parents=True, exist_ok=True)
-    local = Path(
-        mlflow_call("evidence download", client.download_artifacts, mv.run_id, EVIDENCE_FILE, str(target))
-    )
-    data = local.read_bytes()
+    return recorded
+
+
+def _check_document(what: str, data: bytes, recorded: str, model: str, version: str) -> dict:
+    """The evidence bytes must be the recorded digest's, say passed, and be about this version."""
     actual = hashlib.sha256(data).hexdigest()
     if actual != recorded:
         raise SluiceError(
@@ -144,9 +132,39 @@ def load_candidate(
         raise SluiceError(f"{what}: evidence is about model {subject.get('model')!r}")
     if subject.get("version") not in (None, "", version, int(version)):
         raise SluiceError(f"{what}: evidence is about version {subject.get('version')!r}")
-    report_artifact = EVIDENCE_FILE
-    html = sorted(n for n in names if n.endswith(".html"))
-    report_path = local
+    return evidence
+
+
+def load_candidate(
+    client,
+    model: str,
+    version: str,
+    download_dir: Path,
+    artifact_root: str = DEFAULT_ARTIFACT_ROOT,
+    allow_local_uri: bool = False,
+) -> Candidate:
+    """The version's immutable URI and verified passing evidence, or SluiceError saying what is missing."""
+    what = f"model {model} version {version}"
+    mlflow_call(f"registered model {model}", client.get_registered_model, model)
+    mv = mlflow_call(what, client.get_model_version, model, version)
+    found = dict(mv.tags or {})
+    recorded = _recorded_digest(what, found, mv.run_id)
+    artifact = evidence_artifact(what, found)
+    files = mlflow_call(
+        f"artifacts of run {mv.run_id}", client.list_artifacts, mv.run_id, artifact.rsplit("/", 1)[0]
+    )
+    names = {f.path for f in files if not f.is_dir}
+    if artifact not in names:
+        raise SluiceError(f"{what}: evidence artifact {artifact} missing from run {mv.run_id}")
+    target = download_dir / f"{model}-v{version}"
+    target.mkdir(parents=True, exist_ok=True)
+    local = Path(
+        mlflow_call("evidence download", client.download_artifacts, mv.run_id, artifact, str(target))
+    )
+    evidence = _check_document(what, local.read_bytes(), recorded, model, version)
+    beside = artifact.removesuffix(".json") + ".html"
+    html = [beside] if beside in names else sorted(n for n in names if n.endswith(".html"))
+    report_artifact, report_path = artifact, local
     if html:
         report_artifact = html[0]
         report_path = Path(
@@ -161,13 +179,24 @@ def load_candidate(
         experiment_id=str(run.info.experiment_id),
         model_uri=storage_uri(raw, artifact_root, allow_local_uri),
         evidence=evidence,
-        evidence_sha256=actual,
+        evidence_sha256=recorded,
         evidence_path=local,
         report_path=report_path,
         report_artifact=report_artifact,
         data_sha256=found.get(tags.DATA_SHA256),
         tags=found,
     )
+
+
+def evidence_artifact(what: str, version_tags: dict[str, str]) -> str:
+    """The evidence JSON a version cites, inside its run's `evidence/` folder (never outside it)."""
+    artifact = (version_tags.get(tags.EVIDENCE_ARTIFACT) or EVIDENCE_FILE).strip()
+    parts = artifact.split("/")
+    if parts[0] != EVIDENCE_DIR or not artifact.endswith(".json") or {"", ".", ".."} & set(parts):
+        raise SluiceError(
+            f"{what}: tag {tags.EVIDENCE_ARTIFACT}={artifact!r} is not an evidence/….json path"
+        )
+    return artifact
 
 
 def ui_links(ui_url: str | None, candidate: Candidate) -> tuple[str | None, str | None]:

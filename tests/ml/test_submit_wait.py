@@ -11,7 +11,6 @@ of the test session, and read back through its REST API.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import shlex
 import uuid
@@ -21,6 +20,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
+from gates.data_gate import run_data_gate
 from ml.components.register import record_rejection, register_challenger
 from ml.registry import pipeline_runs
 from ml.runners.cluster import SubmitRequest, submit
@@ -140,20 +140,18 @@ def mlflow_at(mlflow_server, monkeypatch):
 
 
 def _evidence(tmp_path: Path, passed: bool) -> Path:
+    """A model gate's evidence directory, written by the gates' own evidence module."""
+    from gates.checks.result import make_check
+    from gates.evidence import new_evidence, write_evidence
+
     folder = tmp_path / f"evidence-{uuid.uuid4().hex[:6]}"
-    folder.mkdir()
-    check = {
-        "name": "quality.f1",
-        "group": "quality",
-        "observed": 0.41,
-        "threshold": 0.6,
-        "comparator": ">=",
-        "passed": passed,
-        "reason": "f1 0.41 below 0.6" if not passed else "ok",
-    }
-    (folder / "model-evidence.json").write_text(
-        json.dumps({"kind": "model", "passed": passed, "checks": [check], "summary": "test evidence"})
+    check = make_check(
+        "quality.f1", "quality", 0.41 if not passed else 0.7, 0.6, ">=",
+        "f1 0.41 below 0.6" if not passed else "ok",
     )
+    policy = {"sources": [{"path": "policy.yaml", "sha256": "cd" * 32}], "values": {}}
+    doc = new_evidence("model", [check], {"code_commit": "0" * 40}, extra={"policy": policy, "metrics": {}})
+    write_evidence(doc, folder, "model-evidence")
     return folder
 
 
@@ -299,6 +297,28 @@ def test_a_run_the_model_gate_refused_says_why_and_writes_nothing(
     ]
 
 
+def test_a_run_whose_data_gate_refused_the_data_says_why(
+    mlflow_at, model_name, contract, demo_slice, tmp_path, capsys
+):
+    from ml.components.data_record import record_data_gate
+
+    kfp = FakeKfp()
+    evidence = tmp_path / "data-evidence"
+    policy = tmp_path / "strict.yaml"
+    policy.write_text(
+        "apiVersion: sluice.dev/v1\nkind: GatePolicy\nname: strict\ndata:\n  volume:\n    min_rows: 100000\n"
+    )
+    run_data_gate(contract, demo_slice.reference, demo_slice.current, policy, evidence)
+    mlflow_run = record_data_gate(
+        tracking_uri=mlflow_at, artifact_root="", model_name=model_name, run_key="key-blocked",
+        evidence_dir=str(evidence), identity={"data_sha256": "d" * 64}, pipeline_run_id=kfp.run_id,
+    )
+    assert _submit(demo_slice, contract, mlflow_at, kfp, tmp_path) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"sluice: run {kfp.run_id} registered nothing: data gate failed: volume.min_rows:")
+    assert err.endswith(f"(MLflow run {mlflow_run})")
+
+
 def test_a_run_that_left_nothing_in_mlflow_stopped_before_the_model_gate(
     mlflow_at, model_name, contract, demo_slice, tmp_path, capsys
 ):
@@ -307,7 +327,8 @@ def test_a_run_that_left_nothing_in_mlflow_stopped_before_the_model_gate(
     assert _submit(demo_slice, contract, mlflow_at, kfp, tmp_path, version_file=target) == 1
     assert not target.exists()
     err = capsys.readouterr().err.strip()
-    assert err.startswith(f"sluice: run {kfp.run_id} registered nothing:") and "before the model gate" in err
+    assert err.startswith(f"sluice: run {kfp.run_id} registered nothing:")
+    assert "stopped before its gates" in err
 
 
 def test_a_failed_run_exits_1_with_the_kfp_error(mlflow_at, contract, demo_slice, tmp_path, capsys):
