@@ -110,7 +110,22 @@ def run_render(args: argparse.Namespace) -> int:
         return 0
     write_text(target, text)
     print(f"sluice: wrote {shown(target)} (CronJob {declared.cronjob_name}, schedule {declared.schedule!r})")
+    print(f"sluice: next fires: {_next_fires(declared.schedule, declared.time_zone)}")
     return 0
+
+
+def _next_fires(schedule: str, time_zone: str) -> str:
+    """The next three slots in the CronJob's own time zone: what a reviewer checks a cron against."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from sluice.triggers.cron import CronError, next_fires
+
+    try:
+        fires = next_fires(schedule, dt.datetime.now(ZoneInfo(time_zone)))
+    except CronError as exc:  # @every: no calendar to show
+        return str(exc)
+    return ", ".join(f.isoformat(timespec="minutes") for f in fires)
 
 
 def _secret(args: argparse.Namespace) -> bytes:

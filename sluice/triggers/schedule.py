@@ -74,6 +74,18 @@ def default_path(root: Path, model: str) -> Path:
     return root / "apps" / model / "training" / DECLARATION
 
 
+def _check_time_zone(name: str, path: Path) -> None:
+    """The API server refuses a CronJob whose timeZone is not in its tz database; refuse it here first."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise SluiceError(
+            f"retraining schedule {path}: timeZone: unknown time zone {name!r} (an IANA name such as Etc/UTC)"
+        ) from exc
+
+
 def load(path: str | Path) -> Schedule:
     """The declaration, checked: schema, then the cron grammar Kubernetes applies; one line otherwise."""
     import jsonschema
@@ -90,6 +102,7 @@ def load(path: str | Path) -> Schedule:
         cron.check(doc["schedule"])
     except cron.CronError as exc:
         raise SluiceError(f"retraining schedule {path}: {exc}") from exc
+    _check_time_zone(doc.get("timeZone", "Etc/UTC"), path)
     data, trigger, repo = doc["data"], doc["trigger"], doc["repository"]
     return Schedule(
         model=doc["model"],

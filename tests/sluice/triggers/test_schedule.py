@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -43,7 +44,8 @@ def test_render_check_tells_a_stale_file(sluice, tmp_path: Path) -> None:
     (copy_dir / "cronjob.yaml").write_text(CRONJOB.read_text())
     stale = sluice("trigger", "render", "--schedule", copy_dir / "retraining.yaml", "--check")
     assert stale.code == 1 and "is stale" in stale.err
-    assert sluice("trigger", "render", "--schedule", copy_dir / "retraining.yaml").code == 0
+    rendered = sluice("trigger", "render", "--schedule", copy_dir / "retraining.yaml")
+    assert rendered.code == 0 and re.search(r"next fires: \S+T04:30\+00:00, ", rendered.out), rendered.out
     assert "schedule: 30 4 * * *" in (copy_dir / "cronjob.yaml").read_text()
     assert sluice("trigger", "render", "--schedule", copy_dir / "retraining.yaml", "--check").code == 0
 
@@ -77,6 +79,7 @@ def test_the_schema_check_bites_on_a_misspelt_cronjob(cronjob, validate) -> None
         (("/data/credit-default/current.csv", "/data/../etc/passwd"), "data.current"),
         (("secret: sluice-trigger-secret", "secrett: sluice-trigger-secret"), "trigger"),
         (("name: sluice/sluice", "name: sluice"), "repository.name"),
+        (("timeZone: Etc/UTC", "timeZone: Mars/Olympus"), "timeZone: unknown time zone 'Mars/Olympus'"),
     ],
 )
 def test_a_bad_declaration_is_one_line_naming_the_field(tmp_path: Path, edit, field: str) -> None:
