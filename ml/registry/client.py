@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from sluice.environment import MLFLOW_PROGRESS_BAR_ENV
 from sluice.errors import SluiceError
 
 
@@ -45,7 +46,7 @@ def wait_for_store_init(tracking_uri: str) -> None:
 
 def connect(tracking_uri: str):
     """The `mlflow` module, pointed at `tracking_uri` once its store is ready."""
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault(MLFLOW_PROGRESS_BAR_ENV, "false")
     import mlflow
 
     logging.getLogger("mlflow").setLevel(logging.WARNING)

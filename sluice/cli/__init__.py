@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from typing import NamedTuple
 
+from sluice.environment import MLFLOW_PROGRESS_BAR_ENV
 from sluice.errors import Refused, SluiceError
 
 
@@ -88,6 +90,8 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    # Before any verb imports MLflow; the pipeline's step processes inherit it.
+    os.environ.setdefault(MLFLOW_PROGRESS_BAR_ENV, "false")
     verb = invoked_verb(argv)
     args = build_parser(verb or "").parse_args(argv)
     try:
