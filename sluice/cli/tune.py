@@ -137,6 +137,12 @@ def run_tune(args: argparse.Namespace) -> int:
         f"(current parameters {result.baseline_value:.4f}, "
         f"{gain:+.4f}) with {_shown(result.best_params)}"
     )
+    better = gain > 0 if space.direction == "maximize" else gain < 0
+    if not better:
+        print(
+            "sluice: note: no trial beat the current parameters on these folds; the file records both "
+            "scores (tuned.objective): review before committing it"
+        )
     print(
         f"sluice: wrote {written}; nothing registered or promoted: the next `sluice run` trains with "
         "these parameters and its gates decide"

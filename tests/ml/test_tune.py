@@ -101,6 +101,9 @@ def test_six_trials_log_six_child_runs_and_write_the_best_parameters(sluice, dem
         best.data.metrics["f1"]
     )
     assert "nothing registered or promoted" in done.out
+    objective = written["tuned"]["objective"]
+    no_gain = objective["best"] <= objective["baseline"]
+    assert ("no trial beat the current parameters" in done.out) is no_gain
     assert not (home / "runs").exists(), "tuning never trains a pipeline run or registers a version"
 
 
