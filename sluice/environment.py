@@ -14,15 +14,21 @@ from __future__ import annotations
 import os
 import re
 from functools import lru_cache
-from importlib import metadata
 from pathlib import Path
 
 from sluice import tags
 from sluice.digest import sha256_file
 
+# python:3.11-slim, pinned by its index digest (tag 3.11-slim, as referenced by public Dockerfiles
+# in the search corpus): the committed KFP IR's placeholder image, and the image the retraining
+# schedule's CronJob posts its event from (standard library only: sluice/triggers/event.py).
+PYTHON_IMAGE = "python:3.11-slim@sha256:9c900dea9e8fb7e16277c179b555cc72d29a352dbc33cff48ad5a0412fd5bfc7"
 LOCK_FILE_NAME = "requirements.lock"
 LOCK_FILE_ENV = "SLUICE_LOCK_FILE"
 TRAINER_IMAGE_ENV = "SLUICE_TRAINER_IMAGE"
+# MLflow draws a tqdm progress bar on stderr for every artifact download whenever tqdm is installed
+# (Optuna brings it in). Sluice prints one line per step, so the bars are off unless a user sets it.
+MLFLOW_PROGRESS_BAR_ENV = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 # The image label the build writes the lock's sha256 into (images/Dockerfile, `sluice submit`).
 LOCK_LABEL = "dev.sluice.lock.sha256"
 _PINNED_IMAGE = re.compile(r"^\S+@sha256:[0-9a-f]{64}$")
@@ -55,6 +61,8 @@ def locked_versions(lock: Path) -> dict[str, str]:
 @lru_cache(maxsize=8)
 def installed_from(lock: Path) -> bool:
     """True when every distribution the lock pins (for this platform) is installed at that version."""
+    from importlib import metadata  # here, not at the top: `sluice` (the CLI) imports this module
+
     from packaging.utils import canonicalize_name
 
     try:

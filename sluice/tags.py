@@ -65,6 +65,17 @@ PRODUCTION_COMMIT = "sluice.production_commit"  # set by `sluice promote --final
 LOCK_SHA256 = "sluice.lock_sha256"
 TRAINER_IMAGE = "sluice.trainer_image"
 METRIC_PREFIX = "sluice.metric."  # sluice.metric.<accuracy|f1|roc_auc>: holdout figures
+# Tuning (`sluice tune`): the study a parent or child run belongs to, a child's trial number, the
+# best trial's parameters (JSON) on the parent; `sluice.tuning.<attr>` carries a trial's attributes.
+TUNING_STUDY = "sluice.tuning.study"
+TUNING_TRIAL = "sluice.tuning.trial"
+TUNING_STATE = "sluice.tuning.state"  # complete | pruned | failed | interrupted | duplicate
+TUNING_BEST_PARAMS = "sluice.tuning.best_params"
+# Continuous training (`sluice monitor`): one run per evaluation of a window, in `<model>-monitoring`.
+TRIGGER_DECISION = "sluice.trigger.decision"  # triggered | no-drift | duplicate | cooldown | ...
+TRIGGER_KIND = "sluice.trigger.kind"  # drift | data | schedule
+TRIGGER_DRIFTED = "sluice.trigger.drifted_features"
+TRIGGER_OUTCOME = "sluice.trigger.outcome"  # what the triggered retraining did
 
 # Names written before the identity fields were unified; read, never written.
 LEGACY_NAMES = {

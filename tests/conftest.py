@@ -402,7 +402,11 @@ def schemas(pinned_crds):
     """What `sluice lint` validates with: the pinned CRDs from the cache (see `pinned_crds`)."""
     from sluice.lint.validate import Schemas
 
-    return Schemas(crds=pinned_crds.load(), crds_dir=pinned_crds.directory)
+    return Schemas(
+        crds=pinned_crds.load(),
+        crds_dir=pinned_crds.directory,
+        katib_swagger=pinned_crds.document("katib/swagger.json"),
+    )
 
 
 @pytest.fixture(scope="session")

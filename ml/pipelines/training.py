@@ -28,17 +28,14 @@ from ml.training.candidates import (
     DEFAULT_SELECTION_TOLERANCE,
     DEFAULT_VALIDATION_FRACTION,
 )
-from sluice.environment import TRAINER_IMAGE_ENV
+from sluice.environment import PYTHON_IMAGE, TRAINER_IMAGE_ENV
 
 PIPELINE_NAME = "sluice-training"
 COMPILED_PATH = Path(__file__).with_name("training.yaml")
-# Image of the committed IR: python:3.11-slim, pinned by its index digest (tag 3.11-slim, as
-# referenced by public Dockerfiles in the search corpus). Only a placeholder for the IR: a
-# cluster needs an image that has Sluice installed, so `sluice submit` requires --trainer-image
-# REF@sha256:... and recompiles with it.
-DEFAULT_BASE_IMAGE = (
-    "python:3.11-slim@sha256:9c900dea9e8fb7e16277c179b555cc72d29a352dbc33cff48ad5a0412fd5bfc7"
-)
+# Image of the committed IR: plain Python (sluice.environment.PYTHON_IMAGE). Only a placeholder for
+# the IR: a cluster needs an image that has Sluice installed, so `sluice submit` requires
+# --trainer-image REF@sha256:... and recompiles with it.
+DEFAULT_BASE_IMAGE = PYTHON_IMAGE
 TRAIN_CPU_REQUEST = "1"
 TRAIN_MEMORY_REQUEST = "2G"
 # Only the steps that talk to MLflow retry: a tracking server hiccup is worth another attempt, a

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from sluice.environment import MLFLOW_PROGRESS_BAR_ENV
 from sluice.errors import SluiceError
 
 
@@ -20,6 +21,13 @@ def one_line(exc: BaseException) -> str:
 def sqlite_db(tracking_uri: str) -> Path | None:
     """The database file of a `sqlite:///` URI (`sqlite:////abs` → /abs), else None."""
     return Path(tracking_uri.removeprefix("sqlite:///")) if tracking_uri.startswith("sqlite:///") else None
+
+
+def artifact_root_for(tracking_uri: str, home_artifacts: Path) -> str:
+    """Local stores keep artifacts under the Sluice home; a server decides for itself."""
+    if tracking_uri.startswith(("http://", "https://", "databricks")):
+        return ""
+    return home_artifacts.as_uri()
 
 
 def init_lock_path(tracking_uri: str) -> Path | None:
@@ -39,7 +47,7 @@ def wait_for_store_init(tracking_uri: str) -> None:
 def quiet_downloads() -> None:
     """No MLflow download progress bars: they appear whenever tqdm is installed (Feast brings it
     in) and would break the CLI's one-line-per-step output and its empty stderr on success."""
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault(MLFLOW_PROGRESS_BAR_ENV, "false")
 
 
 def connect(tracking_uri: str):

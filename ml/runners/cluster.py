@@ -46,6 +46,7 @@ class SubmitRequest:
     wait: bool = False
     timeout: float | None = None
     version_file: str | None = None
+    params: str | None = None  # training parameters file (default: ml/training/tuned/<model>.yaml)
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,6 @@ def build_submission(args: SubmitRequest, package_dir: Path | None = None) -> Su
     from ml.data.contract import load_contract
     from ml.pipelines.training import compile_pipeline
     from ml.training.candidates import (
-        DEFAULT_CANDIDATES,
         DEFAULT_HOLDOUT_FRACTION,
         DEFAULT_SEED,
         DEFAULT_SELECTION_TOLERANCE,
@@ -90,6 +90,9 @@ def build_submission(args: SubmitRequest, package_dir: Path | None = None) -> Su
         if not path or not Path(path).is_file():
             raise SluiceError(f"{role} file not found: {path}")
     contract = load_contract(files["contract"])
+    from ml.training.parameters import effective_candidates
+
+    candidates, _ = effective_candidates(contract.name, args.params)
     identity = {
         "data_sha256": sha256_file(files["data"]),
         "reference_sha256": sha256_file(files["reference"]),
@@ -102,7 +105,7 @@ def build_submission(args: SubmitRequest, package_dir: Path | None = None) -> Su
         "validation_fraction": DEFAULT_VALIDATION_FRACTION,
         "holdout_fraction": DEFAULT_HOLDOUT_FRACTION,
         "selection_tolerance": DEFAULT_SELECTION_TOLERANCE,
-        "candidates": DEFAULT_CANDIDATES,
+        "candidates": candidates,
     }
     key = runkey.run_key({**identity, "policy_sha256": "", "params": params, "image": image})
     out_dir = Path(package_dir) if package_dir else Path(tempfile.mkdtemp(prefix="sluice-submit-"))

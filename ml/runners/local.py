@@ -42,6 +42,8 @@ class RunRequest:
     only_on_drift: bool = False
     seed: int | None = None
     features: bool = False  # build the training set from the feature store (ml.features)
+    # Training parameters file (default: the model's ml/training/tuned/<model>.yaml, if committed).
+    params: str | None = None
 
 
 @dataclass(frozen=True)
@@ -107,17 +109,30 @@ def feature_store_inputs(
     return RunInputs(snapshots.current, snapshots.reference, demo.contract, policy, True, record)
 
 
-def default_params(request: RunRequest) -> dict[str, Any]:
+def default_params(request: RunRequest, candidates: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The run's parameters; `candidates` are the effective ones (defaults merged with tuned values),
+    so a change of the tuned parameters changes the run key."""
     from ml.training import candidates as c
 
     return {
         "seed": c.DEFAULT_SEED if request.seed is None else request.seed,
         "validation_fraction": c.DEFAULT_VALIDATION_FRACTION,
         "holdout_fraction": c.DEFAULT_HOLDOUT_FRACTION,
-        "candidates": c.DEFAULT_CANDIDATES,
+        "candidates": c.DEFAULT_CANDIDATES if candidates is None else candidates,
         "selection_tolerance": c.DEFAULT_SELECTION_TOLERANCE,
         "retrain_only_on_drift": request.only_on_drift,
     }
+
+
+def contract_name(contract: Path) -> str:
+    """The model a contract describes, read without pandas (the fast path must stay cheap)."""
+    from sluice.yamlfile import load_yaml_mapping
+
+    doc, _ = load_yaml_mapping(contract, "contract")
+    name = doc.get("name")
+    if not isinstance(name, str) or not name:
+        raise SluiceError(f"contract {contract} has no name (the model it describes)")
+    return name
 
 
 def identity_for(inputs: RunInputs, params: dict[str, Any]) -> dict[str, Any]:
@@ -207,7 +222,12 @@ def run(request: RunRequest, out: TextIO = sys.stdout) -> Outcome:
     # completes the empty store on its own: a half-migrated store would be the worse outcome.)
     store_init = prepare_tracking_store(tracking_uri, home.root / "logs" / "mlflow-init.log")
     inputs = resolve_inputs(request, home, out)
-    identity = identity_for(inputs, default_params(request))
+    from ml.training.parameters import effective_candidates
+
+    candidates, params_file = effective_candidates(contract_name(inputs.contract), request.params)
+    if params_file is not None:
+        out.write(f"sluice: training parameters from {params_file}\n")
+    identity = identity_for(inputs, default_params(request, candidates))
     key = runkey.run_key(identity)
     fast = try_fast_path(home, key, tracking_uri, out)
     if fast is not None:

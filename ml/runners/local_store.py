@@ -15,14 +15,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ml.registry.client import init_lock_path, sqlite_db
+from ml.registry.client import artifact_root_for, init_lock_path, sqlite_db
 
-
-def artifact_root_for(tracking_uri: str, home_artifacts: Path) -> str:
-    """Local stores keep artifacts under the home; a server decides for itself."""
-    if tracking_uri.startswith(("http://", "https://", "databricks")):
-        return ""
-    return home_artifacts.as_uri()
+__all__ = ["artifact_root_for", "prepare_tracking_store"]
 
 
 def prepare_tracking_store(tracking_uri: str, log: Path) -> subprocess.Popen | None:

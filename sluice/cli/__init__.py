@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from typing import NamedTuple
 
+from sluice.environment import MLFLOW_PROGRESS_BAR_ENV
 from sluice.errors import Refused, SluiceError
 
 
@@ -31,6 +33,9 @@ VERBS: dict[str, Verb] = {
     "submit": Verb(
         "sluice.cli.submit", "compile the pipeline for a trainer image and submit it to Kubeflow Pipelines"
     ),
+    "tune": Verb(
+        "sluice.cli.tune", "search hyperparameters locally (Optuna twin of Katib), write the best parameters"
+    ),
     "gate": Verb("sluice.cli.gate", "run the data or model gate and write evidence"),
     "evidence": Verb(
         "sluice.cli.evidence", "list a model's gate attempts from MLflow, or show one verified by digest"
@@ -45,6 +50,13 @@ VERBS: dict[str, Verb] = {
     "trace": Verb(
         "sluice.cli.trace",
         "walk what an environment runs back to its version, evidence, code, data and signature",
+    ),
+    "monitor": Verb(
+        "sluice.cli.monitor",
+        "check a window of data for drift; trigger retraining when it drifted (once per snapshot)",
+    ),
+    "trigger": Verb(
+        "sluice.cli.trigger", "render a model's retraining CronJob, post a signed retraining event"
     ),
     "lint": Verb(
         "sluice.cli.lint",
@@ -85,9 +97,8 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    from ml.registry.client import quiet_downloads
-
-    quiet_downloads()  # every verb that downloads from MLflow: no progress bars on stderr
+    # Before any verb imports MLflow; the pipeline's step processes inherit it.
+    os.environ.setdefault(MLFLOW_PROGRESS_BAR_ENV, "false")
     verb = invoked_verb(argv)
     args = build_parser(verb or "").parse_args(argv)
     try:

@@ -54,6 +54,11 @@ def register(subparsers: argparse._SubParsersAction, summary: str) -> None:
         help="train the demo from the feature store (ml/features): point-in-time training set, skew check "
         "in the model gate; Redis online store when $SLUICE_FEATURE_REDIS is set (docs/features.md)",
     )
+    run.add_argument(
+        "--params",
+        metavar="FILE",
+        help="training parameters (default: ml/training/tuned/<model>.yaml when committed; see sluice tune)",
+    )
     run.add_argument("--seed", type=int, default=None, help=argparse.SUPPRESS)
     run.set_defaults(func=run_verb)
 
@@ -74,6 +79,7 @@ def run_verb(args: argparse.Namespace) -> int:
         only_on_drift=args.only_on_drift,
         seed=args.seed,
         features=args.features,
+        params=args.params,
     )
     outcome = run(request, sys.stdout)
     if outcome.record.get("outcome") == "registered":

@@ -29,6 +29,11 @@ def register(subparsers: argparse._SubParsersAction, summary: str) -> None:
     submit.add_argument("--contract", required=True, help="contract path, as mounted in the pods")
     submit.add_argument("--reference", help="reference snapshot path (default: --data)")
     submit.add_argument("--experiment", help="KFP experiment (default: the contract's name)")
+    submit.add_argument(
+        "--params",
+        metavar="FILE",
+        help="training parameters (default: ml/training/tuned/<model>.yaml when committed; see sluice tune)",
+    )
     submit.add_argument("--package-out", help="also keep the compiled package at this path")
     submit.add_argument("--dry-run", action="store_true", help="compile and validate, do not submit")
     submit.add_argument(

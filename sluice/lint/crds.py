@@ -251,12 +251,26 @@ class CrdSource:
     directory: Path  # the directory, or the download cache the pinned files live in
     files: Mapping[str, Path] | None = None  # pin name -> file; None: read the directory
     shas: Mapping[str, str] | None = None  # pin name -> the sha256 each file was verified against
+    # Pinned OpenAPI documents (not CRDs), by pin name: e.g. katib/swagger.json for Experiments.
+    documents: Mapping[str, Path] | None = None
 
     @classmethod
     def pinned(cls, resolved: Resolved, pins: tuple[Pin, ...]) -> CrdSource:
-        """The CRD manifests among verified pinned files (OpenAPI documents are not CRDs)."""
+        """The CRD manifests among verified pinned files; OpenAPI documents are kept apart."""
         files = resolved.crd_files(pins)
-        return cls(resolved.cache, files, {pin.name: pin.sha256 for pin in pins if pin.name in files})
+        documents = {
+            p.name: resolved.files[p.name] for p in pins if not p.is_crd and p.name in resolved.files
+        }
+        shas = {pin.name: pin.sha256 for pin in pins if pin.name in files}
+        return cls(resolved.cache, files, shas, documents)
+
+    def document(self, name: str) -> Path | None:
+        """A pinned OpenAPI document by pin name, or the file of that name in a --crds directory."""
+        if self.documents is not None:
+            return self.documents.get(name)
+        if self.files is None and (self.directory / name).is_file():
+            return self.directory / name
+        return None
 
     @classmethod
     def of(cls, crds: Path | CrdSource) -> CrdSource:

@@ -137,7 +137,10 @@ def _start_renders_and_tekton_lint(
 
 
 def _schemas(source: CrdSource, root: Path, problems: list[Problem]) -> Schemas:
+    from sluice.lint.katib import SWAGGER_PIN
+
     schemas = Schemas(source.load(), source.directory, discover_sluice_schemas(root))
+    schemas.katib_swagger = source.document(SWAGGER_PIN)
     if schemas.crds is not None:
         for message in schemas.crds.problems:
             unreadable = f"unreadable CRD file {message}"

@@ -111,6 +111,8 @@ class Schemas:
     sluice: dict[tuple[str, str], Path] = field(default_factory=dict)
     used: dict[str, set[str]] = field(default_factory=dict)  # source → kinds validated (for --explain)
     memo: dict[str, list[Finding]] = field(default_factory=dict, repr=False)  # object JSON → findings
+    # Katib's OpenAPI document: Experiments are validated against it, closed (sluice.lint.katib).
+    katib_swagger: Path | None = None
     _validators: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False)
 
     def crd_validator(self, api_version: str, kind: str) -> jsonschema.protocols.Validator | None:
@@ -244,8 +246,31 @@ def validate_object(obj: dict, schemas: Schemas) -> list[Finding]:
             ]
         validator = schemas.crd_validator(api_version, kind)
         schemas.used.setdefault(entry.source, set()).add(f"{kind} {api_version}")
-        return [*_name_findings(obj), *schema_findings(validator, prune_nulls(obj), "crd-schema")]
+        found = [*_name_findings(obj), *schema_findings(validator, prune_nulls(obj), "crd-schema")]
+        return found + _katib_findings(obj, schemas)
     return [_unknown(schemas, api_version, kind)]
+
+
+def _katib_findings(obj: dict, schemas: Schemas) -> list[Finding]:
+    """Katib's CRD validates nothing (it is open): Experiments also answer to its closed OpenAPI schema."""
+    from sluice.lint import katib
+
+    if not katib.is_experiment(obj):
+        return []
+    found = katib.experiment_findings(prune_nulls(obj), schemas.katib_swagger)
+    if schemas.katib_swagger is None:
+        found.append(
+            Finding(
+                "crd-missing",
+                ("apiVersion",),
+                f"{katib.SWAGGER_PIN} is not available: the Experiment was checked against Katib's webhook "
+                "rules only, not its API schema",
+                "warning",
+            )
+        )
+    else:
+        schemas.used.setdefault(katib.SWAGGER_PIN, set()).add(f"{katib.KIND} {katib.API_VERSION}")
+    return found
 
 
 def _name_findings(obj: dict) -> list[Finding]:

@@ -101,10 +101,19 @@ def overlay_text_maker(opts: PromoteOptions, cand: Candidate) -> Callable[[overl
                 mlflow_url=mlflow_url,
                 evidence_url=evidence_url,
                 traffic=opts.traffic,
+                trainer_image=trainer_image_of(cand),
             )
         )
 
     return make
+
+
+def trainer_image_of(cand: Candidate) -> str | None:
+    """The pinned trainer image the version's pipeline ran in (tag sluice.trainer_image), if recorded."""
+    from sluice import tags
+
+    image = (cand.tags or {}).get(tags.TRAINER_IMAGE)
+    return image if image and overlay.is_pinned(image) else None
 
 
 def message_maker(opts: PromoteOptions, cand: Candidate) -> Callable[[Applied], str]:

@@ -32,6 +32,9 @@ ANN_MODEL = "sluice.dev/registered-model"
 ANN_VERSION = "sluice.dev/model-version"
 ANN_EVIDENCE_SHA = "sluice.dev/evidence-sha256"
 ANN_DATA_SHA = "sluice.dev/data-sha256"
+# The signed trainer image (REF@sha256:...) that trained and gated the version (its registry tag
+# sluice.trainer_image): what the environment's retraining runs and Katib trials run in.
+ANN_TRAINER_IMAGE = "sluice.dev/trainer-image"
 LABEL_VERSION = "app.kubernetes.io/version"
 
 HEADER = (
@@ -109,6 +112,7 @@ class ModelVersionSpec:
     mlflow_url: str | None = None
     evidence_url: str | None = None
     traffic: int | None = None
+    trainer_image: str | None = None
 
     def identity(self) -> tuple:
         """What makes two promotions the same; links may differ without a new commit."""
@@ -131,6 +135,8 @@ def render(spec: ModelVersionSpec) -> str:
         annotations[ANN_EVIDENCE_SHA] = spec.evidence_sha256
     if spec.data_sha256:
         annotations[ANN_DATA_SHA] = spec.data_sha256
+    if spec.trainer_image:
+        annotations[ANN_TRAINER_IMAGE] = require_pinned(spec.trainer_image, "trainer image")
     if spec.mlflow_url:
         annotations[ANN_LINK_MLFLOW] = spec.mlflow_url
     if spec.evidence_url:
@@ -171,6 +177,7 @@ class OverlayState:
     evidence_sha256: str | None
     data_sha256: str | None
     traffic: int | None
+    trainer_image: str | None = None
 
     def identity(self) -> tuple:
         return (self.model, self.version, self.model_uri, self.image, self.evidence_sha256, self.traffic)
@@ -199,6 +206,7 @@ def parse(text: str, shown_as: str) -> OverlayState:
         evidence_sha256=ann.get(ANN_EVIDENCE_SHA),
         data_sha256=ann.get(ANN_DATA_SHA),
         traffic=int(traffic) if traffic is not None else None,
+        trainer_image=ann.get(ANN_TRAINER_IMAGE),
     )
 
 

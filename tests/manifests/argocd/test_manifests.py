@@ -94,6 +94,7 @@ def test_every_application_points_at_a_folder_that_renders(applications) -> None
         "sluice-production",
         "sluice-ci",
         "sluice-admission",
+        "sluice-training",
     }
     for name, app in applications.items():
         path = REPO_ROOT / app["spec"]["source"]["path"]

@@ -158,7 +158,8 @@ def test_an_undeclared_cluster_binding_is_a_broken_reference(broken) -> None:
     listener = by_kind_name(broken, "EventListener", "sluice-github")
     del listener["metadata"]["annotations"]["sluice.dev/cluster-trigger-bindings"]
     messages = rules_for(check_tekton_refs(broken), "tekton-trigger-ref")
-    assert all("'sluice-ci-image', which is not defined" in m for m in messages) and len(messages) == 2
+    # check-on-pull-request, finalize-on-production-merge and retrain-on-signed-event use it
+    assert all("'sluice-ci-image', which is not defined" in m for m in messages) and len(messages) == 3
 
 
 def test_a_cluster_binding_supplies_only_what_it_declares(broken) -> None:

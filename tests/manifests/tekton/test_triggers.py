@@ -75,14 +75,22 @@ def passes(cel, trig: dict, body: dict) -> bool:
     return bool(env.program(env.compile(expression)).evaluate({"body": cel.json_to_cel(body)}))
 
 
+RETRAIN_TRIGGER = "retrain-on-signed-event"
+
+
 def test_github_interceptor_verifies_the_webhook_secret(resources) -> None:
+    """GitHub's events with the webhook secret; retraining events with their own Secret and type only."""
     event_types = set()
     for trig in by_kind_name(resources, "EventListener", "sluice-github")["spec"]["triggers"]:
         github = interceptor(trig, "github")
         params = {p["name"]: p["value"] for p in github["params"]}
+        assert trig["interceptors"][0] is github  # the signature is checked before anything reads the body
+        if trig["name"] == RETRAIN_TRIGGER:
+            assert params["secretRef"] == {"secretName": "sluice-trigger-secret", "secretKey": "secret"}
+            assert params["eventTypes"] == ["sluice_retrain"]
+            continue
         assert params["secretRef"] == {"secretName": "github-webhook-secret", "secretKey": "secret"}
         event_types |= set(params["eventTypes"])
-        assert trig["interceptors"][0] is github  # the signature is checked before anything reads the body
     assert event_types == {"push", "pull_request"}
 
 
@@ -209,3 +217,67 @@ def test_production_merge_creates_a_finalize_run_for_the_pushed_range(resources)
     assert params["ci-image"] == CI_IMAGE
     assert "$(" not in json.dumps(run).replace("$(params.", "").replace("$(tasks.", "")
     assert check_tekton_refs([("rendered.yaml", 1, run), *copy.deepcopy(resources)]) == []
+
+
+def retrain_event(**sluice_fields) -> dict:
+    """A `sluice_retrain` body as sluice.triggers.event builds it, with some `sluice` fields replaced."""
+    from sluice.triggers import event
+
+    body = json.loads(
+        event.body(
+            "drift",
+            "credit-default",
+            "/data/credit-default/current.csv",
+            "a" * 64,
+            "/data/credit-default/reference.csv",
+            "/data/credit-default/contract.yaml",
+            REPO,
+        )
+    )
+    for key, value in sluice_fields.items():
+        if value is None:
+            del body["sluice"][key]
+        else:
+            body["sluice"][key] = value
+    return body
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (retrain_event(), True),
+        (retrain_event(event="schedule"), True),
+        (retrain_event(event="data"), True),
+        (retrain_event(event="push"), False),
+        (retrain_event(model="Credit_Default"), False),
+        (retrain_event(data={"path": "/data/credit-default/current.csv", "sha256": "A" * 64}), False),
+        (retrain_event(data={"path": "/data/credit-default/current.csv", "sha256": "a" * 63}), False),
+        (retrain_event(data={"path": "/etc/passwd", "sha256": "a" * 64}), False),
+        (retrain_event(reference="/data/../etc/passwd"), False),
+        (retrain_event(contract="/data/with space.yaml"), False),
+        ({**retrain_event(), "ref": "refs/heads/feature"}, False),
+        (retrain_event(data=None), False),
+    ],
+    ids=[
+        "drift",
+        "schedule",
+        "new-data",
+        "unknown-kind",
+        "bad-model-name",
+        "uppercase-sha",
+        "short-sha",
+        "outside-data",
+        "dot-dot",
+        "whitespace",
+        "other-branch",
+        "no-data",
+    ],
+)
+def test_retrain_filter(cel, resources, body: dict, expected: bool) -> None:
+    """The event `sluice trigger post`, the CronJob and `sluice monitor` send passes; a malformed or
+    path-escaping one is refused before a PipelineRun exists (an evaluation error refuses, as in Tekton)."""
+    try:
+        verdict = passes(cel, trigger(resources, RETRAIN_TRIGGER), body)
+    except Exception:  # celpy's evaluation error on a missing field: Tekton refuses the event
+        verdict = False
+    assert verdict is expected

@@ -61,6 +61,19 @@ BROKEN = [
     ("broken/Dockerfile.unpinned", "image-digest", 5, "docker.io/library/debian:bookworm-slim"),
     ("broken/Dockerfile.unpinned", "image-digest", 7, "COPY --from image docker.io/library/busybox:1.36"),
     ("broken/Dockerfile.hadolint", "hadolint:DL3000", 3, "absolute WORKDIR"),
+    # Katib's CRD is open; the closed OpenAPI schema and the webhook's trial-parameter rule are not.
+    (
+        "broken/katib-unknown-field.yaml",
+        "katib-schema",
+        14,
+        "spec.parallelTrails: unknown field 'parallelTrails'",
+    ),
+    (
+        "broken/katib-undeclared-parameter.yaml",
+        "katib-template",
+        31,
+        "${trialParameters.minLeaf} is not declared in spec.trialTemplate.trialParameters",
+    ),
 ]
 
 
@@ -91,6 +104,7 @@ def test_good_fixtures_exercise_every_checker(good_report):
     assert used["kserve/inferenceservices.yaml"] == ["InferenceService serving.kserve.io/v1beta1"]
     assert used["tekton-pipeline/task.yaml"] == ["Task tekton.dev/v1"]
     assert used["ml/data/contract.schema.json"] == ["DataContract sluice.dev/v1"]
+    assert used["katib/swagger.json"] == ["Experiment kubeflow.org/v1beta1"]
 
 
 def test_broken_fixtures_report_nothing_unexpected(broken_report):

@@ -1,0 +1,1 @@
+"""Hyperparameter tuning: one search space, run locally with Optuna or rendered as a Katib Experiment."""

@@ -1,0 +1,1 @@
+"""Continuous training's triggers: the retraining schedule, its signed event, drift monitoring."""
