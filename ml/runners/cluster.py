@@ -21,6 +21,7 @@ from typing import Any, TextIO
 from urllib.parse import urlparse
 
 from ml.runners import runkey
+from sluice import scratch
 from sluice.atomic import write_text
 from sluice.digest import sha256_file
 from sluice.errors import SluiceError
@@ -72,6 +73,7 @@ def build_submission(args: SubmitRequest, package_dir: Path | None = None) -> Su
     """Validate arguments, hash the inputs and compile the pipeline for the trainer image."""
     from ml.data.contract import load_contract
     from ml.pipelines.training import compile_pipeline
+    from ml.registry.budget import Budget
     from ml.training.candidates import (
         DEFAULT_CANDIDATES,
         DEFAULT_HOLDOUT_FRACTION,
@@ -105,7 +107,7 @@ def build_submission(args: SubmitRequest, package_dir: Path | None = None) -> Su
     }
     key = runkey.run_key({**identity, "policy_sha256": "", "params": params, "image": image})
     out_dir = Path(package_dir) if package_dir else Path(tempfile.mkdtemp(prefix="sluice-submit-"))
-    package = compile_pipeline(out_dir / "training.yaml", base_image=image)
+    package = compile_pipeline(out_dir / "training.yaml", base_image=image, budget=Budget.from_env())
     arguments = {
         "data_uri": str(Path(files["data"]).resolve()),
         "reference_uri": str(Path(files["reference"]).resolve()),
@@ -148,7 +150,7 @@ def connect(host: str):
 def submit(args: SubmitRequest, connect=connect, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     check_wait_options(args)
-    with tempfile.TemporaryDirectory(prefix="sluice-submit-") as tmp:
+    with scratch.directory("submit") as tmp:
         submission = build_submission(args, Path(tmp))
         if args.package_out:
             shutil.copyfile(submission.package, args.package_out)

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from sluice.cli.promotion_options import git_options, pr_opener, review_options
+from sluice.cli.promotion_options import git_options, pr_opener, print_result, review_options, sweep_scratch
 
 
 def register(subparsers: argparse._SubParsersAction, summary: str) -> None:
@@ -32,11 +32,11 @@ def run_rollback(args: argparse.Namespace) -> int:
     from sluice.promotion.rollback import rollback
 
     repo = Path(args.repo)
+    sweep_scratch()
+    warn = lambda msg: print(msg, file=sys.stderr)  # noqa: E731 - one line, used twice
+    key = signatures.load_key(args.key)
     verify = signatures.signature_verifier(
-        args.env,
-        signatures.load_key(args.key),
-        allow_insecure_loopback=args.allow_insecure_registry,
-        warn=lambda msg: print(msg, file=sys.stderr),
+        args.env, key, allow_insecure_loopback=args.allow_insecure_registry, warn=warn
     )
     body = args.pr_body or home(args.home).root / "promotions" / f"{args.model}-rollback-production.md"
     result = rollback(
@@ -48,6 +48,7 @@ def run_rollback(args: argparse.Namespace) -> int:
         branch=args.branch,
         pr_body_path=body,
         open_pr=pr_opener(args, repo, args.remote) if args.env == "production" else None,
+        warn=warn,
     )
-    print("\n".join(result.lines()))
+    print_result(result)
     return 0

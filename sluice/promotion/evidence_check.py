@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sluice import tags
-from sluice.errors import SluiceError
+from sluice.errors import Refused, SluiceError
 
 EVIDENCE_DIR = "evidence"
 EVIDENCE_FILE = "evidence/model-evidence.json"
@@ -100,54 +100,28 @@ def load_candidate(
     artifact_root: str = DEFAULT_ARTIFACT_ROOT,
     allow_local_uri: bool = False,
 ) -> Candidate:
-    """The version's immutable URI and verified passing evidence, or SluiceError saying what is missing."""
+    """The version's immutable URI and verified passing evidence. Refused (exit 1) when the
+    evidence says no or cannot be trusted; SluiceError (exit 2) when MLflow cannot tell."""
     what = f"model {model} version {version}"
     mlflow_call(f"registered model {model}", client.get_registered_model, model)
     mv = mlflow_call(what, client.get_model_version, model, version)
     found = dict(mv.tags or {})
-    passed, digest_tag = tags.EVIDENCE_PASSED, tags.EVIDENCE_SHA256
-    if passed not in found:
-        raise SluiceError(f"{what} has no gate evidence (tag {passed} missing): run the model gate first")
-    if found[passed].strip().lower() != "true":
-        raise SluiceError(f"{what} failed its gate ({passed}={found[passed]}): refusing to promote")
-    recorded = (found.get(digest_tag) or "").strip().lower()
-    if not _HEX64.match(recorded):
-        raise SluiceError(f"{what} has no valid evidence digest (tag {digest_tag} missing or malformed)")
+    recorded = _recorded_digest(what, found)
     if not mv.run_id:
-        raise SluiceError(f"{what} has no run: its evidence artifacts cannot be found")
+        raise Refused(f"{what} has no run: its evidence artifacts cannot be found")
     files = mlflow_call(f"artifacts of run {mv.run_id}", client.list_artifacts, mv.run_id, EVIDENCE_DIR)
     names = {f.path for f in files if not f.is_dir}
     if EVIDENCE_FILE not in names:
-        raise SluiceError(f"{what}: evidence artifact {EVIDENCE_FILE} missing from run {mv.run_id}")
+        raise Refused(f"{what}: evidence artifact {EVIDENCE_FILE} missing from run {mv.run_id}")
     target = download_dir / f"{model}-v{version}"
     target.mkdir(parents=True, exist_ok=True)
     local = Path(
         mlflow_call("evidence download", client.download_artifacts, mv.run_id, EVIDENCE_FILE, str(target))
     )
-    data = local.read_bytes()
-    actual = hashlib.sha256(data).hexdigest()
-    if actual != recorded:
-        raise SluiceError(
-            f"{what}: evidence file sha256 {actual[:12]}… does not match the recorded {tags.EVIDENCE_SHA256} "
-            f"{recorded[:12]}… (evidence changed after the gate ran)"
-        )
-    try:
-        evidence = json.loads(data)
-    except ValueError as exc:
-        raise SluiceError(f"{what}: evidence file is not valid JSON") from exc
-    if not isinstance(evidence, dict) or evidence.get("passed") is not True:
-        raise SluiceError(f"{what}: evidence document does not say passed: true")
-    if evidence.get("kind") not in (None, "model"):
-        raise SluiceError(f"{what}: evidence is of kind {evidence.get('kind')!r}, expected model evidence")
-    subject = evidence.get("subject") or {}
-    if subject.get("model") not in (None, model):
-        raise SluiceError(f"{what}: evidence is about model {subject.get('model')!r}")
-    if subject.get("version") not in (None, "", version, int(version)):
-        raise SluiceError(f"{what}: evidence is about version {subject.get('version')!r}")
-    report_artifact = EVIDENCE_FILE
+    evidence, actual = _verified_evidence(what, local, recorded, model, version)
+    report_artifact, report_path = EVIDENCE_FILE, local
     html = sorted(n for n in names if n.endswith(".html"))
-    report_path = local
-    if html:
+    if html:  # the human report, when the gate wrote one
         report_artifact = html[0]
         report_path = Path(
             mlflow_call("report download", client.download_artifacts, mv.run_id, html[0], str(target))
@@ -166,8 +140,47 @@ def load_candidate(
         report_path=report_path,
         report_artifact=report_artifact,
         data_sha256=found.get(tags.DATA_SHA256),
-        tags=tags,
+        tags=found,
     )
+
+
+def _recorded_digest(what: str, found: dict[str, str]) -> str:
+    """The evidence digest the gate recorded, once the tags say the gate passed."""
+    passed, digest_tag = tags.EVIDENCE_PASSED, tags.EVIDENCE_SHA256
+    if passed not in found:
+        raise Refused(f"{what} has no gate evidence (tag {passed} missing): run the model gate first")
+    if found[passed].strip().lower() != "true":
+        raise Refused(f"{what} failed its gate ({passed}={found[passed]}): refusing to promote")
+    recorded = (found.get(digest_tag) or "").strip().lower()
+    if not _HEX64.match(recorded):
+        raise Refused(f"{what} has no valid evidence digest (tag {digest_tag} missing or malformed)")
+    return recorded
+
+
+def _verified_evidence(what: str, local: Path, recorded: str, model: str, version: str) -> tuple[dict, str]:
+    """The downloaded evidence document, once its bytes hash to the recorded digest and it says
+    it passed for this model and version; with its sha256."""
+    data = local.read_bytes()
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != recorded:
+        raise Refused(
+            f"{what}: evidence file sha256 {actual[:12]}… does not match the recorded {tags.EVIDENCE_SHA256} "
+            f"{recorded[:12]}… (evidence changed after the gate ran)"
+        )
+    try:
+        evidence = json.loads(data)
+    except ValueError as exc:
+        raise Refused(f"{what}: evidence file is not valid JSON") from exc
+    if not isinstance(evidence, dict) or evidence.get("passed") is not True:
+        raise Refused(f"{what}: evidence document does not say passed: true")
+    if evidence.get("kind") not in (None, "model"):
+        raise Refused(f"{what}: evidence is of kind {evidence.get('kind')!r}, expected model evidence")
+    subject = evidence.get("subject") or {}
+    if subject.get("model") not in (None, model):
+        raise Refused(f"{what}: evidence is about model {subject.get('model')!r}")
+    if subject.get("version") not in (None, "", version, int(version)):
+        raise Refused(f"{what}: evidence is about version {subject.get('version')!r}")
+    return evidence, actual
 
 
 def ui_links(ui_url: str | None, candidate: Candidate) -> tuple[str | None, str | None]:

@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from sluice.errors import SluiceError
+from sluice.errors import Refused, SluiceError
 
 KEY_ENV = "SLUICE_COSIGN_PUB"
 
@@ -38,19 +38,22 @@ def signature_verifier(
     allow_insecure_loopback: bool = False,
     warn: Callable[[str], None] = print,
 ) -> Verifier:
-    """Production: signature + passing gate-evidence attestation, key required. Staging: when keyed."""
+    """Production: signature + passing gate-evidence attestation, key required. Staging: when keyed.
+
+    A verdict against the image (unsigned, no attestation, failed evidence, no key to check it
+    with) is Refused, exit 1; a registry that cannot be reached stays an error, exit 2."""
 
     def verify(image: str) -> None:
         if key_pem is None:
             if env == "production":
-                raise SluiceError(
+                raise Refused(
                     f"production promotion needs a cosign public key (--key or ${KEY_ENV}) to verify {image}"
                 )
             warn(f"warning: no cosign public key (--key or ${KEY_ENV}): signature of {image} NOT verified")
             return
         try:
             from sluice.supply_chain.constants import PREDICATE_TYPE
-            from sluice.supply_chain.verify import verify_image
+            from sluice.supply_chain.verify import VerificationError, verify_image
         except ImportError as exc:
             raise SluiceError(
                 "signature verification is unavailable (sluice.supply_chain not installed)"
@@ -62,7 +65,9 @@ def signature_verifier(
                 attestation_type=PREDICATE_TYPE if env == "production" else None,
                 allow_insecure_loopback=allow_insecure_loopback,
             )
+        except VerificationError as exc:  # the image's verdict (a Refused or, before #18, a SluiceError)
+            raise Refused(f"refusing {image}: {exc}") from exc
         except SluiceError as exc:
-            raise SluiceError(f"refusing {image}: {exc}") from exc
+            raise SluiceError(f"cannot verify {image}: {exc}") from exc
 
     return verify

@@ -50,7 +50,8 @@ class Sluice:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-            raise AssertionError(f"sluice did not finish in {timeout:.0f}s:\n{self.output()[-4000:]}") from None
+            tail = self.output()[-4000:]
+            raise AssertionError(f"sluice did not finish in {timeout:.0f}s:\n{tail}") from None
         return self.proc.returncode, self.output()
 
     def reached(self, point: str, timeout: float = DEADLINE_S) -> Path:

@@ -25,10 +25,11 @@ CORE_KILLS = {("staging", "after-commit"), ("production", "after-push")}
 SWEPT = "left behind by a killed Sluice process"
 
 
-def promote_args(gitops: GitOpsRepo, reg: Registry, label: str, env: str, tmp: Path, *,
-                 images=None, image: str | None = None, repo: Path | None = None) -> list[str]:  # fmt: skip
+def promote_args(
+    gitops: GitOpsRepo, reg: Registry, label: str, env: str, tmp: Path, *, images=None, image: str = ""
+) -> list[str]:
     args = ["promote", "--model", reg.a, "--version", reg.v(reg.a, label), "--env", env,
-            "--repo", str(repo or gitops.user), "--tracking-uri", reg.url, "--home", str(tmp / "home")]  # fmt: skip
+            "--repo", str(gitops.user), "--tracking-uri", reg.url, "--home", str(tmp / "home")]  # fmt: skip
     if env == "production":
         key = tmp / "cosign.pub"
         key.write_bytes(images.key_pem)
@@ -41,12 +42,12 @@ def promote_commits(gitops: GitOpsRepo, ref: str = "main") -> list[str]:
 
 
 def kill_params() -> list:
-    return [
-        pytest.param(env, point, id=f"{env}-{point}",
-                     marks=() if (env, point) in CORE_KILLS else pytest.mark.heavy)  # fmt: skip
-        for env in ("staging", "production")
-        for point in POINTS
-    ]
+    params = []
+    for env in ("staging", "production"):
+        for point in POINTS:
+            marks = () if (env, point) in CORE_KILLS else (pytest.mark.heavy,)
+            params.append(pytest.param(env, point, id=f"{env}-{point}", marks=marks))
+    return params
 
 
 @pytest.mark.parametrize(("env", "point"), kill_params())
@@ -74,13 +75,14 @@ def test_a_promotion_killed_at_any_point_is_completed_by_a_rerun(
     matrix.record("recovered")
 
 
-def _race(gitops, registry, tmp_path, args_one, args_two, point="before-push"):
+def _race(gitops, tmp_path, args_one, args_two, point="before-push"):
+    """Both promotions committed on the same tip, released together: one of them loses the push."""
     second = tmp_path / "second-clone"
     if not second.exists():
         git(tmp_path, "clone", "--quiet", str(gitops.remote), str(second))
+    at = args_two.index("--repo") + 1
     one = start(args_one, tmp_path, pause=point, name="one")
-    two = start([*args_two[:args_two.index("--repo") + 1], str(second), *args_two[args_two.index("--repo") + 2:]],
-                tmp_path, pause=point, name="two")  # fmt: skip
+    two = start([*args_two[:at], str(second), *args_two[at + 1 :]], tmp_path, pause=point, name="two")
     release(one.reached(point), two.reached(point))
     return (one, *one.finish()), (two, *two.finish())
 
@@ -90,26 +92,26 @@ def _race(gitops, registry, tmp_path, args_one, args_two, point="before-push"):
 def test_two_production_promotions_of_one_version_with_different_images_lose_no_update(
     rep, gitops, registry, attested_images, tmp_path, matrix
 ):
-    a = promote_args(gitops, registry, "good1", "production", tmp_path, images=attested_images,
-                     image=attested_images.one) + ["--pr-body", str(tmp_path / "one.md")]  # fmt: skip
-    b = promote_args(gitops, registry, "good1", "production", tmp_path, images=attested_images,
-                     image=attested_images.two) + ["--pr-body", str(tmp_path / "two.md")]  # fmt: skip
-    (one, code_one, out_one), (two, code_two, out_two) = _race(gitops, registry, tmp_path, a, b)
+    images = {"one": attested_images.one, "two": attested_images.two}
+    args = {}
+    for name, image in images.items():
+        base = promote_args(gitops, registry, "good1", "production", tmp_path, images=attested_images,
+                            image=image)  # fmt: skip
+        args[name] = [*base, "--pr-body", str(tmp_path / f"{name}.md")]
+    (_, code_one, out_one), (_, code_two, out_two) = _race(gitops, tmp_path, args["one"], args["two"])
     branch = f"promote/{registry.a}/v{registry.v(registry.a, 'good1')}"
-    tip = gitops.remote_sha(branch)
-    held = overlay.parse(gitops.remote_file(overlay.relative_overlay_file(registry.a, "production"), branch), "b")
+    text = gitops.remote_file(overlay.relative_overlay_file(registry.a, "production"), branch)
+    held = overlay.parse(text, branch).image
 
     assert sorted([code_one, code_two]) == [0, 1], out_one + out_two
-    winner, loser = ((one, out_one, "one"), (two, out_two, "two")) if code_one == 0 else (
-        (two, out_two, "two"), (one, out_one, "one"))  # fmt: skip
-    assert tip[:12] in winner[1]
-    assert held.image == (attested_images.one if winner[2] == "one" else attested_images.two)
-    loser_image = attested_images.two if winner[2] == "one" else attested_images.one
-    assert f"branch {branch} holds a different image" in loser[1] and "pushed by another promotion" in loser[1]
-    assert loser_image not in held.image
-    assert not (tmp_path / f"{loser[2]}.md").exists()  # nothing written for the refused one
-    assert "pull request body written" not in loser[1]
-    assert held.image in (tmp_path / f"{winner[2]}.md").read_text()  # the winner's body is the branch's truth
+    winner, loser = ("one", "two") if code_one == 0 else ("two", "one")
+    outputs = {"one": out_one, "two": out_two}
+    assert held == images[winner]  # the branch holds what the winner reported ...
+    assert gitops.remote_sha(branch)[:12] in outputs[winner]
+    assert held in (tmp_path / f"{winner}.md").read_text()  # ... and what its pull request body names
+    assert f"branch {branch} holds a different image" in outputs[loser]
+    assert "pushed by another promotion" in outputs[loser]
+    assert not (tmp_path / f"{loser}.md").exists() and "pull request body written" not in outputs[loser]
     assert len(promote_commits(gitops, branch)) == 1
     matrix.record("one landed, one refused")
 
@@ -142,7 +144,7 @@ def test_racing_staging_promotions_of_two_models_both_land_linearly(rep, gitops,
     a = promote_args(gitops, registry, "good1", "staging", tmp_path)
     b = [registry.b if word == registry.a else word for word in a]
     b[b.index("--version") + 1] = registry.v(registry.b, "good1")
-    (_one, code_one, out_one), (_two, code_two, out_two) = _race(gitops, registry, tmp_path, a, b)
+    (_one, code_one, out_one), (_two, code_two, out_two) = _race(gitops, tmp_path, a, b)
     assert (code_one, code_two) == (0, 0), out_one + out_two
     assert git(gitops.remote, "rev-list", "--count", f"{base}..main") == "2"
     assert git(gitops.remote, "rev-list", "--merges", "main") == ""

@@ -64,7 +64,8 @@ def make_store(db: Path, with_run: bool = False) -> str:
         "    mlflow.set_tracking_uri(sys.argv[1])\n"
         "    with mlflow.start_run(): mlflow.log_param('kept', 'yes')\n"
     )
-    subprocess.run([sys.executable, "-c", code, uri, "1" if with_run else "0"], check=True, capture_output=True)
+    flag = "1" if with_run else "0"
+    subprocess.run([sys.executable, "-c", code, uri, flag], check=True, capture_output=True)
     return uri
 
 

@@ -40,8 +40,9 @@ def run(*args: str) -> int:
 
 
 def promote(gitops: GitOpsRepo, reg: Registry, tmp_path: Path, label: str) -> int:
-    return run("promote", "--model", reg.a, "--version", reg.v(reg.a, label), "--env", "staging",
-               "--repo", str(gitops.user), "--tracking-uri", reg.url, "--home", str(tmp_path / "h"))  # fmt: skip
+    version = reg.v(reg.a, label)
+    return run("promote", "--model", reg.a, "--version", version, "--env", "staging", "--repo",
+               str(gitops.user), "--tracking-uri", reg.url, "--home", str(tmp_path / "h"))  # fmt: skip
 
 
 def staging_state(gitops: GitOpsRepo, model: str) -> overlay.OverlayState:
@@ -63,7 +64,8 @@ def test_status_reports_a_malformed_overlay_without_crashing(gitops, registry, c
     code = run("status", "--repo", str(gitops.user), "--tracking-uri", registry.url)
     out = capsys.readouterr().out
     assert code == 1
-    line = next(line for line in out.splitlines() if overlay.relative_overlay_file(registry.a, "staging") in line)
+    rel = overlay.relative_overlay_file(registry.a, "staging")
+    line = next(line for line in out.splitlines() if rel in line)
     assert "unreadable" in line and bad[:12] in line, out
     assert any(line.startswith(registry.b) for line in out.splitlines())  # the other model is still shown
 
@@ -80,7 +82,7 @@ def test_rollback_skips_unreadable_revisions_naming_them(gitops, registry, tmp_p
     assert staging_state(gitops, a).version == registry.v(a, "good1")
 
 
-def test_rollback_from_a_malformed_overlay_restores_the_last_readable_version(gitops, registry, tmp_path, capsys):
+def test_rollback_from_a_malformed_overlay_restores_the_last_readable_one(gitops, registry, tmp_path, capsys):
     a = registry.a
     assert promote(gitops, registry, tmp_path, "good1") == 0
     bad = hand_edit(gitops, tmp_path, a, "staging", MALFORMED["broken-yaml"])

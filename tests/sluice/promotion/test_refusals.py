@@ -81,9 +81,9 @@ def test_a_pre_receive_hooks_own_message_is_shown_and_exits_1(gitops, registry, 
     hook.chmod(0o755)
     tip = gitops.remote_sha()
     assert cli(gitops, registry, tmp_path, "good1") == 1
-    err = capsys.readouterr().err.strip()
-    assert "the remote refused the push to main" in err and "main is protected: open a pull request" in err
-    assert err.count("\n") == 0
+    verdict = [line for line in capsys.readouterr().err.splitlines() if line.startswith("sluice:")]
+    assert len(verdict) == 1 and verdict[0].startswith("sluice: refused: the remote refused the push to main")
+    assert verdict[0].endswith("(pre-receive hook declined): main is protected: open a pull request")
     assert gitops.remote_sha() == tip
 
 
