@@ -12,9 +12,11 @@ the reason shown. `SLUICE_FAULTS_BUDGET_S=inf` runs all of them; `-m "not heavy"
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import signal
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -119,10 +121,10 @@ def pytest_terminal_summary(terminalreporter) -> None:
     width = max(len(s) for s in _matrix) + 2
     tr = terminalreporter
     tr.section("fault matrix (scenario x outcome, repetitions)")
-    tr.write_line(f"{'scenario':<{width}}{'runs':>5}  " + "  ".join(f"{o:>10}" for o in outcomes))
+    tr.write_line(f"{'scenario':<{width}}{'runs':>5}  " + "  ".join(outcomes))
     for scenario in sorted(_matrix):
         counts = _matrix[scenario]
-        cells = "  ".join(f"{counts.get(o, 0) or '-':>10}" for o in outcomes)
+        cells = "  ".join(f"{counts.get(o, 0) or '-':>{len(o)}}" for o in outcomes)
         tr.write_line(f"{scenario:<{width}}{sum(counts.values()):>5}  {cells}")
     for label, values in sorted(_figures.items()):
         ordered = sorted(values)
@@ -146,12 +148,18 @@ class OutageServer:
 
     def __init__(self, backend: str, base: Path) -> None:
         self.backend, self.base = backend, base
+        base.mkdir(parents=True, exist_ok=True)
         self.proc, self.url = start_mlflow_server(backend, base / "artifacts", base / "server-1.log")
         self.port = int(self.url.rsplit(":", 1)[1])
         self.starts = 1
 
     def kill(self) -> None:
-        self.proc.kill()
+        """SIGKILL the server and its workers (`mlflow server` serves from child processes)."""
+        from sluice.lifeline import descendants
+
+        for pid in [*descendants(self.proc.pid), self.proc.pid]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         self.proc.wait(timeout=30)
 
     def restart(self) -> None:
@@ -161,8 +169,7 @@ class OutageServer:
 
     def stop(self) -> None:
         if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=30)
+            self.kill()
 
 
 @pytest.fixture

@@ -23,6 +23,16 @@ from pathlib import Path
 from tests.conftest import wait_until
 
 TAG_ENV = "SLUICE_FAULT_TAG"
+# What other tests' MLflow calls leave in os.environ (mlflow.set_experiment exports the id): a
+# command under test must see only what its test gives it.
+MLFLOW_LEFTOVERS = (
+    "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"
+)  # fmt: skip
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in MLFLOW_LEFTOVERS}
+    return {**env, **extra}
 DEADLINE_S = 600  # a pipeline run on a loaded 2-core CI box; only ever the limit of a poll
 
 
@@ -84,7 +94,7 @@ def start(args: list[str], tmp: Path, *, pause: str | None = None, name: str = "
     pause_dir = tmp / f"pause-{tag[:8]}"
     pause_dir.mkdir(parents=True)
     (tmp / "tmp").mkdir(exist_ok=True)
-    child_env = dict(os.environ, **(env or {}))
+    child_env = clean_env(**(env or {}))
     child_env.update({TAG_ENV: tag, "TMPDIR": str(tmp / "tmp"), "SLUICE_TEST_PAUSE_DIR": str(pause_dir)})
     child_env.pop("SLUICE_TEST_PAUSE_AT", None)
     if pause:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.faults.conftest import repetitions
-from tests.faults.harness import leftovers, start, survivors
+from tests.faults.harness import clean_env, leftovers, start, survivors
 from tests.faults.pipeline import run_args, versions, wait_mid_migration
 
 pytestmark = pytest.mark.slow
@@ -65,7 +65,7 @@ def make_store(db: Path, with_run: bool = False) -> str:
         "    with mlflow.start_run(): mlflow.log_param('kept', 'yes')\n"
     )
     flag = "1" if with_run else "0"
-    subprocess.run([sys.executable, "-c", code, uri, flag], check=True, capture_output=True)
+    subprocess.run([sys.executable, "-c", code, uri, flag], check=True, capture_output=True, env=clean_env())
     return uri
 
 
