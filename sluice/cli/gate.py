@@ -127,7 +127,6 @@ def _download(tracking_uri: str, run_id: str, artifact: str, dst: Path, what: st
 
 
 def run_model(args: argparse.Namespace) -> int:
-
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
