@@ -147,7 +147,7 @@ def _peak_rss_bytes() -> int:
 def worker(rows: int, repeats: int, mode: str) -> dict:
     """Runs in a fresh process: generate, then time the gate `repeats` times."""
     from gates.checks.drift import drift_all
-    from gates.data_gate import evaluate_data
+    from gates.data_gate import Snapshot, evaluate_data
     from gates.evidence import write_evidence
     from gates.gate_policy import load_policy, policy_record
 
@@ -165,7 +165,7 @@ def worker(rows: int, repeats: int, mode: str) -> dict:
         drift_times.append(time.perf_counter() - t)
         if mode == "gate":
             t = time.perf_counter()
-            evidence = evaluate_data(contract, reference, current, policy)
+            evidence = evaluate_data(contract, Snapshot.of(reference), Snapshot.of(current), policy)
             evidence["subject"] = {"model": contract.name, "code_commit": "benchmark"}
             evidence["policy"] = policy_record(policy)
             with tempfile.TemporaryDirectory() as out:

@@ -2,9 +2,12 @@
 
 It scores the candidate on the holdout (absolute accuracy, F1, ROC AUC), scores the current
 champion (found by alias in the MLflow registry) on the SAME holdout so the regression ratio
-compares like with like, serves the candidate over real HTTP to measure latency at a stated load, and
-measures equal opportunity across the contract's sensitive attribute. Every finding is a check in
-the evidence; only unusable input (no holdout, unknown model, unreachable registry) raises.
+compares like with like, serves the candidate the way production serves it (its `onnx` flavor
+under `python -m ml.serving`) to check that the served answers equal the registered model's on
+every holdout row and to measure latency at a stated load on a host quiet enough to judge it
+(`gates.checks.serving`), and measures equal opportunity across the contract's sensitive
+attribute. Every finding is a check in the evidence; only unusable input (no holdout, unknown
+model, unreachable registry) raises.
 """
 
 from __future__ import annotations
@@ -20,15 +23,9 @@ import yaml
 
 from gates.checks.fairness import equal_opportunity, fairness_check
 from gates.checks.labels import label_key, positive_mask
-from gates.checks.latency import (
-    ServeError,
-    describe_load,
-    latency_checks,
-    measure_latency,
-    model_server,
-)
 from gates.checks.quality import classification_metrics, confusion, quality_checks, regression_check
-from gates.evidence import evidence_sha256, finalize, load_evidence, new_evidence, write_evidence
+from gates.checks.serving import ServingSession, serving_session
+from gates.evidence import finalize, new_evidence, write_evidence
 from gates.gate_policy import load_policy, policy_record
 from ml.data.contract import Contract, coerce_to_contract, load_contract
 from ml.registry.client import one_line
@@ -38,10 +35,18 @@ from sluice.errors import SluiceError
 from sluice.git import code_commit
 
 
-def predict(
-    model_dir: Path, features: pd.DataFrame, positive_class: Any
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Positive-class predictions and scores. Scores need the sklearn flavour's predict_proba.
+@dataclass
+class Scored:
+    """A model's answers on the holdout: positive-class mask and scores (for the metrics), and the
+    raw labels and probabilities of a scikit-learn model (for the serving parity check)."""
+
+    positive: np.ndarray
+    scores: np.ndarray | None
+    raw: tuple[np.ndarray, np.ndarray] | None = None
+
+
+def predict(model_dir: Path, features: pd.DataFrame, positive_class: Any) -> Scored:
+    """Predictions and scores. Scores need the sklearn flavour's predict_proba.
 
     Any other flavour is scored through pyfunc, whose output is labels only: ROC AUC is then
     recorded as not measurable rather than computed from hard labels.
@@ -51,19 +56,21 @@ def predict(
         import mlflow.sklearn
 
         model = mlflow.sklearn.load_model(str(model_dir))
-        labels = positive_mask(pd.Series(model.predict(features)), positive_class)
-        scores = None
-        if hasattr(model, "predict_proba"):
-            keys = [label_key(c) for c in model.classes_]
-            if label_key(positive_class) in keys:
-                scores = np.asarray(model.predict_proba(features))[:, keys.index(label_key(positive_class))]
-        return labels, scores
+        raw_labels = np.asarray(model.predict(features))
+        labels = positive_mask(pd.Series(raw_labels), positive_class)
+        if not hasattr(model, "predict_proba"):
+            return Scored(labels, None)
+        proba = np.asarray(model.predict_proba(features), dtype=np.float64)
+        keys = [label_key(c) for c in model.classes_]
+        positive = label_key(positive_class)
+        scores = proba[:, keys.index(positive)] if positive in keys else None
+        return Scored(labels, scores, (raw_labels, proba))
     import mlflow.pyfunc
 
     output = mlflow.pyfunc.load_model(str(model_dir)).predict(features)
     if isinstance(output, pd.DataFrame):
         output = output.iloc[:, 0]
-    return positive_mask(pd.Series(np.asarray(output).ravel()), positive_class), None
+    return Scored(positive_mask(pd.Series(np.asarray(output).ravel()), positive_class), None)
 
 
 def _typed_holdout(holdout: pd.DataFrame, contract: Contract) -> tuple[pd.DataFrame, list[str]]:
@@ -98,10 +105,10 @@ class Judged:
     notes: list[str]
     metrics: dict
     y_pred: Any
+    raw: tuple[np.ndarray, np.ndarray] | None = None
     champion: dict | None = None
     champion_metrics: dict | None = None
-    latency: dict | None = None
-    latency_failure: str | None = None
+    serving: ServingSession | None = None
 
 
 def run_model_gate(
@@ -127,20 +134,16 @@ def run_model_gate(
 
     with scratch.directory("gate") as tmp:  # under Sluice's temp root: swept if the gate is killed
         model_dir = download_model(model_uri, tracking_uri, Path(tmp) / "candidate")
-        # The server starts now and loads the model while the holdout is scored; the load test
-        # only waits for /ping, so its start-up (3-4 s here) overlaps the work below.
-        latency_policy = model_policy["latency"]
-        with model_server(model_dir, latency_policy["workers"], latency_policy["server"]) as server:
+        # The server starts now and loads the model while the holdout is scored; the serving
+        # checks only wait for /ping, so its start-up (~2 s here) overlaps the work below.
+        with serving_session(model_dir, model_policy, model_name) as serving:
             judged = _judge_quality(model_uri, model_dir, features, y_true, contract, model_policy, notes)
             _judge_regression(
                 judged, Path(tmp), features, y_true, contract, model_policy, tracking_uri, model_name,
                 champion_alias,
             )
-            try:
-                judged.latency = measure_latency(server, features, latency_policy)
-            except ServeError as exc:
-                judged.latency_failure = str(exc)
-            judged.checks += latency_checks(judged.latency, latency_policy, judged.latency_failure)
+            judged.serving = serving
+            judged.checks += serving.judge(features, judged.raw)
 
     attribute = contract.sensitive_attribute
     fairness = None
@@ -167,11 +170,12 @@ def run_model_gate(
 
 def _judge_quality(model_uri, model_dir, features, y_true, contract, model_policy, notes) -> Judged:
     try:
-        y_pred, scores = predict(model_dir, features, contract.positive_class)
+        scored = predict(model_dir, features, contract.positive_class)
     except Exception as exc:  # a model that cannot predict on its own contract's data is a bad input
         raise SluiceError(f"candidate {model_uri} cannot predict on the holdout: {one_line(exc)}") from exc
-    metrics = classification_metrics(y_true, y_pred, scores)
-    return Judged(quality_checks(metrics, model_policy["quality"]), notes, metrics, y_pred)
+    metrics = classification_metrics(y_true, scored.positive, scored.scores)
+    checks = quality_checks(metrics, model_policy["quality"])
+    return Judged(checks, notes, metrics, scored.positive, scored.raw)
 
 
 def _judge_regression(
@@ -186,8 +190,8 @@ def _judge_regression(
         judged.champion = {"alias": alias, "version": str(version.version), "model_uri": uri}
         try:
             champ_dir = download_model(uri, tracking_uri, tmp / "champion")
-            champ_pred, champ_scores = predict(champ_dir, features, contract.positive_class)
-            judged.champion_metrics = classification_metrics(y_true, champ_pred, champ_scores)
+            champ = predict(champ_dir, features, contract.positive_class)
+            judged.champion_metrics = classification_metrics(y_true, champ.positive, champ.scores)
             judged.champion["f1"] = judged.champion_metrics["f1"]
         except Exception as exc:  # recorded: an unscorable champion cannot vouch for no regression
             judged.champion["error"] = one_line(exc)
@@ -195,19 +199,12 @@ def _judge_regression(
 
 
 def _evidence(judged: Judged, subject: dict, y_true, fairness, attribute, policy) -> dict:
-    model_policy = policy["model"]
     plots: dict = {
         "confusion_matrix": {"labels": ["negative", "positive"], "matrix": confusion(y_true, judged.y_pred)}
     }
-    latency_record: dict = {
-        "max_p99_ms": model_policy["latency"]["max_p99_ms"],
-        "load_description": describe_load(model_policy["latency"]),
-    }
-    if judged.latency is not None:
-        plots["latency_histogram"] = judged.latency.pop("histogram")
-        latency_record.update(judged.latency)
-    else:
-        latency_record["failure"] = judged.latency_failure
+    latency_record = judged.serving.evidence()
+    if judged.serving.latency is not None:
+        plots["latency_histogram"] = judged.serving.latency["histogram"]
     return new_evidence(
         "model",
         judged.checks,
@@ -225,34 +222,33 @@ def _evidence(judged: Judged, subject: dict, y_true, fairness, attribute, policy
 
 
 def attach_evidence(client: Any, model_name: str, version: str | int, paths: list[str | Path]) -> str:
-    """Log evidence files to the version's run under `evidence/` and tag the version.
+    """Keep this gate attempt on the version's run and point the version's evidence tags at it.
 
-    Tags (`sluice.tags`): EVIDENCE_SHA256 (digest of the JSON bytes), EVIDENCE_PASSED
-    ("true"/"false") and EVIDENCE_ARTIFACT (the JSON's artifact path). Returns the digest.
+    The files go under the run's `evidence/<attempt>/` next to every earlier attempt (never over
+    one); the version's tags (`sluice.tags` EVIDENCE_SHA256, EVIDENCE_PASSED, EVIDENCE_ARTIFACT,
+    EVIDENCE_ATTEMPT) then describe this attempt, which is what `sluice promote` verifies by
+    digest. Returns the digest.
     """
     from mlflow.exceptions import MlflowException
 
-    paths = [Path(p) for p in paths]
-    json_paths = [p for p in paths if p.suffix == ".json"]
+    from gates.evidence.history import describe_attempt, record_attempt, verdict_tags
+
+    json_paths = [Path(p) for p in paths if Path(p).suffix == ".json"]
     if len(json_paths) != 1:
         raise SluiceError(f"attach_evidence needs exactly one .json among {', '.join(map(str, paths))}")
-    evidence = load_evidence(json_paths[0])
-    digest = evidence_sha256(json_paths[0])
     try:
         mv = client.get_model_version(model_name, str(version))
         if mv.run_id:
-            for path in paths:
-                client.log_artifact(mv.run_id, str(path), artifact_path="evidence")
-        client.set_model_version_tag(model_name, str(version), tags.EVIDENCE_SHA256, digest)
-        client.set_model_version_tag(
-            model_name, str(version), tags.EVIDENCE_PASSED, "true" if evidence["passed"] else "false"
-        )
-        if mv.run_id:
-            client.set_model_version_tag(
-                model_name, str(version), tags.EVIDENCE_ARTIFACT, f"evidence/{json_paths[0].name}"
-            )
+            attempt = record_attempt(client, mv.run_id, json_paths[0])
+        else:  # a version without a run: its tags are all the evidence trail there can be
+            attempt = describe_attempt(json_paths[0])
+        version_tags = verdict_tags(attempt)
+        if not mv.run_id:
+            version_tags = {k: v for k, v in version_tags.items() if k != tags.EVIDENCE_ARTIFACT}
+        for key, value in version_tags.items():
+            client.set_model_version_tag(model_name, str(version), key, value)
     except MlflowException as exc:
         raise SluiceError(
             f"cannot attach evidence to {model_name} version {version}: {one_line(exc)}"
         ) from exc
-    return digest
+    return attempt.sha256

@@ -10,6 +10,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from sluice.errors import SluiceError
+
 DEFAULT_HOME = ".sluice"
 
 
@@ -43,6 +45,21 @@ class Home:
         for path in (self.root, self.artifacts, self.pipeline_root, self.evidence, self.data):
             path.mkdir(parents=True, exist_ok=True)
         return self
+
+
+def require_file(path: str | Path, role: str) -> Path:
+    """`path` as a Path if it is a readable regular file; else SluiceError saying what it is instead.
+
+    "data file not found" for a directory sends people looking for a typo; name what is there.
+    """
+    path = Path(path)
+    if path.is_file():
+        return path
+    if path.is_dir():
+        raise SluiceError(f"{role} {path} is a directory, not a file")
+    if path.exists():
+        raise SluiceError(f"{role} {path} is not a regular file")
+    raise SluiceError(f"{role} not found: {path}")
 
 
 def home(path: str | Path | None = None) -> Home:

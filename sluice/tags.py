@@ -49,9 +49,21 @@ PIPELINE_RUN_PREFIX = "sluice.pipeline_run."
 EVIDENCE_SHA256 = "sluice.evidence_sha256"
 EVIDENCE_PASSED = "sluice.evidence_passed"
 EVIDENCE_ARTIFACT = "sluice.evidence_artifact"
-EVIDENCE_REASON = "sluice.evidence_reason"
+EVIDENCE_REASON = "sluice.evidence_reason"  # on a run: why its latest model-gate attempt failed
+# The gate attempt whose evidence the EVIDENCE_* tags of a version (or run) describe.
+EVIDENCE_ATTEMPT = "sluice.evidence_attempt"
+# `sluice.attempt.<attempt id>` on a run = one gate attempt's index entry (JSON: kind, verdict,
+# digest, time, inputs, failing checks); its evidence lies under the run's `evidence/<attempt id>/`.
+ATTEMPT_PREFIX = "sluice.attempt."
+GATE_RUN = "sluice.gate_run"  # "data" on a run that holds only data-gate attempts (nothing trained)
 REGISTRATION_COMPLETE = "sluice.registration_complete"
+# On a training run whose model has no fast serving path (no `onnx` flavor): the one-line reason.
+SERVING_EXPORT_ERROR = "sluice.serving_export_error"
 PRODUCTION_COMMIT = "sluice.production_commit"  # set by `sluice promote --finalize`
+# The environment a version was trained in (sluice/environment.py): sha256 of the runtime lock export
+# it was installed from, and the trainer image (REF@sha256:...) its pipeline ran in; each when known.
+LOCK_SHA256 = "sluice.lock_sha256"
+TRAINER_IMAGE = "sluice.trainer_image"
 METRIC_PREFIX = "sluice.metric."  # sluice.metric.<accuracy|f1|roc_auc>: holdout figures
 
 # Names written before the identity fields were unified; read, never written.
@@ -64,6 +76,10 @@ LEGACY_NAMES = {
 def identity_tag(field: str) -> str:
     """The tag holding identity field `field` (one of IDENTITY_FIELDS or POLICY_SHA256_FIELD)."""
     return PREFIX + field
+
+
+def attempt_tag(attempt_id: str) -> str:
+    return ATTEMPT_PREFIX + attempt_id
 
 
 def metric_tag(metric: str) -> str:

@@ -13,13 +13,12 @@ import jsonschema
 import yaml
 
 from sluice.errors import SluiceError
+from sluice.paths import require_file
 
 
 def load_yaml_mapping(path: Path, what: str) -> tuple[dict, str]:
     """Return (document, sha256 of its bytes); SluiceError naming `what` and the line otherwise."""
-    if not path.is_file():
-        raise SluiceError(f"{what} not found: {path}")
-    raw = path.read_bytes()
+    raw = require_file(path, what).read_bytes()
     try:
         doc = yaml.safe_load(raw)
     except yaml.YAMLError as exc:

@@ -7,18 +7,22 @@ itself with a deadline, never by sleeping a fixed time.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import http.server
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -30,6 +34,19 @@ def shared_root() -> Path:
     return Path(os.environ.get("SLUICE_SHARED_DIR", REPO_ROOT.parent / "shared")).resolve()
 
 
+# CI must test everything: there the shared upstream data has to be present, and a test that needs it
+# fails instead of skipping. On a laptop (or a clone without ../shared) such tests skip, saying why.
+IN_CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def missing_shared(what: str, path: Path) -> NoReturn:
+    """Fail (in CI) or skip (elsewhere) a test that needs upstream data which is not there."""
+    message = f"{what} not found at {path} (set SLUICE_SHARED_DIR to the shared upstream data)"
+    if IN_CI:
+        pytest.fail(f"CI=true but {message}; CI must run every test", pytrace=False)
+    pytest.skip(message)
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT
@@ -39,15 +56,16 @@ def repo_root() -> Path:
 def shared_dir() -> Path:
     root = shared_root()
     if not root.is_dir():
-        pytest.skip(f"shared upstream data not found at {root} (set SLUICE_SHARED_DIR)")
+        missing_shared("shared upstream data", root)
     return root
 
 
 @pytest.fixture(scope="session")
 def crds_dir(shared_dir: Path) -> Path:
+    """The upstream CRD files as a directory (what `--crds DIR` reads)."""
     path = shared_dir / "schemas" / "crds"
     if not path.is_dir():
-        pytest.skip(f"upstream CRD schemas not found at {path}")
+        missing_shared("upstream CRD schemas", path)
     return path
 
 
@@ -55,8 +73,74 @@ def crds_dir(shared_dir: Path) -> Path:
 def cosign_fixtures(shared_dir: Path) -> Path:
     path = shared_dir / "fixtures" / "cosign-interop"
     if not path.is_dir():
-        pytest.skip(f"cosign interop fixtures not found at {path}")
+        missing_shared("cosign interop fixtures", path)
     return path
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def serve_directory(directory: Path) -> Iterator[str]:
+    """A plain HTTP file server for `directory` on loopback (a schema mirror); yields its base URL."""
+    handler = functools.partial(_QuietHandler, directory=str(directory))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, name="crd-mirror", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def crd_mirror(crds_dir: Path) -> Iterator[str]:
+    """The shared CRD files served over loopback HTTP, laid out like a SLUICE_CRD_MIRROR."""
+    with serve_directory(crds_dir) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def crd_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The session's schema cache: filled once through the loopback mirror (`pinned_crds`)."""
+    return tmp_path_factory.mktemp("crd-cache")
+
+
+@pytest.fixture(scope="session")
+def pinned_crds(crd_cache: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The pinned schemas as `sluice lint` resolves them: fetched over loopback from the shared copy
+    (a real download, every sha256 checked against sluice/lint/crd-pins.yaml) into the session cache.
+
+    Without ../shared, a user cache warmed by an earlier online `sluice lint` serves instead (read
+    offline, still sha256-checked); with neither, the test skips (fails in CI).
+    """
+    from sluice.errors import SluiceError
+    from sluice.lint import pins
+    from sluice.lint.crds import CrdSource
+
+    all_pins = pins.load_pins()
+    crds = shared_root() / "schemas" / "crds"
+    if crds.is_dir():
+        with serve_directory(crds) as mirror:
+            return CrdSource.pinned(pins.resolve(all_pins, mirror=mirror, cache=crd_cache), all_pins)
+    try:
+        return CrdSource.pinned(pins.resolve(all_pins, offline=True), all_pins)
+    except SluiceError:
+        missing_shared("upstream CRD schemas (and no warm schema cache for the pinned ones)", crds)
+
+
+@pytest.fixture(scope="session")
+def pinned_lint_env(pinned_crds) -> dict[str, str]:
+    """Environment for a `sluice lint` subprocess that uses the warm pinned-schema cache (no network):
+    the user's own CRD settings are dropped so they cannot change what the test sees."""
+    from sluice.lint import pins
+
+    env = {k: v for k, v in os.environ.items() if k not in ("SLUICE_CRDS_DIR", pins.MIRROR_ENV)}
+    return {**env, pins.CACHE_ENV: str(pinned_crds.directory)}
 
 
 def free_port() -> int:
@@ -260,11 +344,11 @@ def _no_leaked_mlflow_uri() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def schemas(crds_dir: Path):
-    from sluice.lint.crds import load_crds
+def schemas(pinned_crds):
+    """What `sluice lint` validates with: the pinned CRDs from the cache (see `pinned_crds`)."""
     from sluice.lint.validate import Schemas
 
-    return Schemas(crds=load_crds(crds_dir), crds_dir=crds_dir)
+    return Schemas(crds=pinned_crds.load(), crds_dir=pinned_crds.directory)
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from gates.checks.result import make_check
+from ml.data.contract import column_label
 
 MISSING_GROUP = "<missing>"
 
@@ -41,6 +42,7 @@ def equal_opportunity(y_true: np.ndarray, y_pred: np.ndarray, groups: pd.Series,
 def fairness_check(result: dict | None, attribute: str | None, policy: dict) -> dict:
     threshold = policy["max_equal_opportunity_difference"]
     name = "fairness.equal_opportunity_difference"
+    key = "model.fairness.max_equal_opportunity_difference"
     if attribute is None or result is None:
         return make_check(
             name,
@@ -50,6 +52,8 @@ def fairness_check(result: dict | None, attribute: str | None, policy: dict) -> 
             "<=",
             "contract names no sensitive attribute; fairness not measured",
             skipped=True,
+            column=attribute,
+            policy_key=key,
         )
     if result["difference"] is None:
         excluded = [g for g, row in result["groups"].items() if not row["compared"]]
@@ -59,10 +63,12 @@ def fairness_check(result: dict | None, attribute: str | None, policy: dict) -> 
             None,
             threshold,
             "<=",
-            f"fewer than two {attribute} groups have >= {policy['min_group_positives']} positives "
-            f"(too few: {', '.join(excluded) or 'none'}); "
+            f"fewer than two {column_label(attribute)} groups have >= {policy['min_group_positives']} "
+            f"positives (too few: {', '.join(excluded) or 'none'}); "
             "equal opportunity cannot be measured on this holdout",
             skipped=True,
+            column=attribute,
+            policy_key=key,
             details={"attribute": attribute, "groups": result["groups"]},
         )
     tprs = {g: row["tpr"] for g, row in result["groups"].items() if row["compared"]}
@@ -72,6 +78,8 @@ def fairness_check(result: dict | None, attribute: str | None, policy: dict) -> 
         result["difference"],
         threshold,
         "<=",
+        column=attribute,
+        policy_key=key,
         details={
             "attribute": attribute,
             "tpr": tprs,

@@ -13,8 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-TRUE_WORDS = frozenset({"true", "1", "yes", "y", "t"})
-FALSE_WORDS = frozenset({"false", "0", "no", "n", "f"})
+from ml.data.words import FALSE_WORDS, TRUE_WORDS
 
 
 def label_key(value: Any) -> str:

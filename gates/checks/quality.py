@@ -49,6 +49,7 @@ def quality_checks(metrics: dict, policy: dict) -> list[dict]:
                     ">=",
                     f"policy sets no minimum {metric}",
                     skipped=True,
+                    policy_key=f"model.quality.min_{metric}",
                 )
             )
             continue
@@ -61,6 +62,7 @@ def quality_checks(metrics: dict, policy: dict) -> list[dict]:
                 threshold,
                 ">=",
                 f"{metric} not measurable: {note}" if metrics[metric] is None and note else "",
+                policy_key=f"model.quality.min_{metric}",
             )
         )
     return checks
@@ -69,57 +71,34 @@ def quality_checks(metrics: dict, policy: dict) -> list[dict]:
 def regression_check(candidate_f1: float | None, champion: dict | None, policy: dict) -> dict:
     """Candidate F1 / champion F1 >= min ratio; no champion yet is a recorded pass."""
     threshold = policy["min_f1_ratio"]
-    name = "regression.f1_vs_champion"
-    if champion is None:
+
+    def check(observed, reason: str, **kwargs) -> dict:
         return make_check(
-            name,
-            "regression",
-            None,
-            threshold,
-            ">=",
-            "no champion yet (first deployment): nothing to regress against",
-            skipped=True,
+            "regression.f1_vs_champion", "regression", observed, threshold, ">=", reason,
+            policy_key="model.regression.min_f1_ratio", **kwargs,
         )
+
+    if champion is None:
+        return check(None, "no champion yet (first deployment): nothing to regress against", skipped=True)
     if champion.get("error"):
-        return make_check(
-            name,
-            "regression",
+        return check(
             None,
-            threshold,
-            ">=",
             f"champion version {champion['version']} could not be scored on this holdout: "
             f"{champion['error']}",
             details={"champion_version": champion["version"]},
         )
     champion_f1 = champion["f1"]
     details = {
-        "candidate_f1": candidate_f1,
-        "champion_f1": champion_f1,
-        "champion_version": champion["version"],
+        "candidate_f1": candidate_f1, "champion_f1": champion_f1, "champion_version": champion["version"]
     }
     if champion_f1 == 0:
-        return make_check(
-            name,
-            "regression",
-            None,
-            threshold,
-            ">=",
-            "champion F1 is 0 on this holdout: any candidate is no regression",
-            passed=True,
-            details=details,
-        )
+        zero = "champion F1 is 0 on this holdout: any candidate is no regression"
+        return check(None, zero, passed=True, details=details)
     ratio = None if candidate_f1 is None else candidate_f1 / champion_f1
-    return make_check(
-        name,
-        "regression",
-        ratio,
-        threshold,
-        ">=",
+    reason = (
         ""
         if ratio is None
-        else (
-            f"candidate F1 {fmt(candidate_f1)} / champion v{champion['version']} F1 {fmt(champion_f1)} "
-            f"= {fmt(ratio)} ({'>=' if ratio >= threshold else '<'} {fmt(threshold)})"
-        ),
-        details=details,
+        else f"candidate F1 {fmt(candidate_f1)} / champion v{champion['version']} F1 {fmt(champion_f1)} "
+        f"= {fmt(ratio)} ({'>=' if ratio >= threshold else '<'} {fmt(threshold)})"
     )
+    return check(ratio, reason, details=details)

@@ -2,10 +2,10 @@
 
 Public helpers (used by the CLI, the pipeline components and promotion):
 `write_evidence`, `load_evidence`, `validate_evidence`, `evidence_sha256`, `to_markdown`, `to_html`,
-`new_evidence`, `finalize`.
+`new_evidence`, `finalize`, `summarize` (the one count of a document's findings).
 """
 
-from gates.evidence.document import SCHEMA_VERSION, finalize, new_evidence
+from gates.evidence.document import SCHEMA_V1, SCHEMA_VERSION, finalize, new_evidence
 from gates.evidence.html import to_html
 from gates.evidence.io import (
     evidence_bytes,
@@ -15,14 +15,18 @@ from gates.evidence.io import (
     write_evidence,
 )
 from gates.evidence.markdown import to_markdown
+from gates.evidence.summary import Summary, summarize
 
 __all__ = [
+    "SCHEMA_V1",
     "SCHEMA_VERSION",
+    "Summary",
     "evidence_bytes",
     "evidence_sha256",
     "finalize",
     "load_evidence",
     "new_evidence",
+    "summarize",
     "to_html",
     "to_markdown",
     "validate_evidence",

@@ -1,17 +1,23 @@
-"""Building an evidence document: the envelope, the verdict, the decision and the one-line summary.
+"""Building an evidence document: the envelope, the verdict, the counts, the decision and the summary.
 
-The verdict is derived from the checks in exactly one place (`finalize`), so a document can never
-say "passed" while one of its blocking checks failed.
+The verdict is derived from the checks in exactly one place (`finalize`, through
+`gates.evidence.summary`), so a document can never say "passed" while one of its blocking checks
+failed, nor count an advisory finding as a failure.
+
+Schema versions: v2 (written now) adds `verdict`, `counts` and structured check fields (`column`,
+`inconclusive`, `policy_key`); v1 documents (check names with the column packed in) are still
+read and verified as they are.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from gates.checks.result import failed_checks, gate_passed, jsonable
+from gates.checks.result import jsonable
+from gates.evidence.summary import summarize
 
-SCHEMA_VERSION = "sluice.dev/evidence/v1"
-MAX_NAMED_FAILURES = 5
+SCHEMA_V1 = "sluice.dev/evidence/v1"
+SCHEMA_VERSION = "sluice.dev/evidence/v2"
 
 
 def new_evidence(
@@ -20,7 +26,9 @@ def new_evidence(
     doc = {
         "schema_version": SCHEMA_VERSION,
         "kind": kind,
-        "passed": gate_passed(checks),
+        "passed": False,
+        "verdict": "",
+        "counts": {},
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "subject": subject,
         "checks": checks,
@@ -28,43 +36,32 @@ def new_evidence(
         "notes": list(notes or []),
     }
     doc.update(extra or {})
-    return doc
+    return finalize(doc)
+
+
+def _decision(kind: str, passed: bool, drifted: bool) -> str:
+    if kind != "data":
+        return "accept" if passed else "reject"
+    if not passed:
+        return "blocked"
+    return "retrain" if drifted else "no-op"
 
 
 def finalize(evidence: dict) -> dict:
-    """Recompute verdict, decision and summary from the checks; returns the same dict, JSON-clean."""
-    checks = evidence["checks"]
-    passed = gate_passed(checks)
-    evidence["passed"] = passed
-    failures = failed_checks(checks)
-    advisory = [c for c in checks if not c["passed"] and not c["blocking"]]
-    verdict = "PASSED" if passed else "FAILED"
-    blocking_total = sum(1 for c in checks if c["blocking"])
-    head = (
-        f"{evidence['kind'].capitalize()} gate {verdict}: "
-        f"{blocking_total - len(failures)}/{blocking_total} blocking checks passed"
-    )
-    if failures:
-        named = ", ".join(c["name"] for c in failures[:MAX_NAMED_FAILURES])
-        more = f" and {len(failures) - MAX_NAMED_FAILURES} more" if len(failures) > MAX_NAMED_FAILURES else ""
-        head += f"; failed: {named}{more}"
+    """Recompute verdict, counts, decision and summary from the checks; returns the same dict, JSON-clean.
+
+    For data evidence, `drifted_features` and `drift_detected` are the columns whose drift checks
+    found something (advisory or blocking), in check order.
+    """
+    summary = summarize(evidence)
+    evidence["passed"] = summary.passed
+    evidence["verdict"] = summary.verdict
+    evidence["counts"] = summary.counts
     if evidence["kind"] == "data":
-        drifted = evidence.get("drifted_features", [])
-        evidence["drift_detected"] = bool(drifted)
-        if not passed:
-            evidence["decision"] = "blocked"
-            tail = "data blocked, nothing may train on it"
-        elif drifted:
-            evidence["decision"] = "retrain"
-            tail = f"drift in {len(drifted)} feature(s) ({', '.join(drifted[:MAX_NAMED_FAILURES])}): retrain"
-        else:
-            evidence["decision"] = "no-op"
-            tail = "no drift: no-op run, nothing to retrain"
-        evidence["summary"] = f"{head}; {tail}."
-    else:
-        evidence["decision"] = "accept" if passed else "reject"
-        extra = f"; {len(advisory)} advisory finding(s)" if advisory else ""
-        evidence["summary"] = f"{head}{extra}."
+        evidence["drifted_features"] = list(summary.drifted)
+        evidence["drift_detected"] = bool(summary.drifted)
+    evidence["decision"] = _decision(evidence["kind"], summary.passed, bool(summary.drifted))
+    evidence["summary"] = summary.sentence()
     for key, value in list(evidence.items()):
         evidence[key] = jsonable(value)
     return evidence

@@ -4,6 +4,10 @@ The JSON is the record (its sha256 is the evidence digest tagged on the model ve
 in promotion PRs); Markdown and HTML are renderings of it. All three are written to temporary
 files first and renamed into place, JSON last, so a reader never sees a half-written set and a
 JSON file present means its renderings are too.
+
+Each document is validated by the schema of its own `schema_version` (v1 documents written
+before v2 stay readable), and a v2 document must also add up: its `passed`, `verdict` and
+`counts` must be what its checks say.
 """
 
 from __future__ import annotations
@@ -17,23 +21,51 @@ from pathlib import Path
 
 import jsonschema
 
+from gates.evidence.document import SCHEMA_V1, SCHEMA_VERSION
+from gates.evidence.summary import summarize
 from sluice.errors import SluiceError
 
 SCHEMA_PATH = Path(__file__).with_name("evidence.schema.json")
+SCHEMA_PATHS = {
+    SCHEMA_VERSION: SCHEMA_PATH,
+    SCHEMA_V1: Path(__file__).with_name("evidence-v1.schema.json"),
+}
 
 
 @cache
-def evidence_schema() -> dict:
-    return json.loads(SCHEMA_PATH.read_text())
+def evidence_schema(version: str = SCHEMA_VERSION) -> dict:
+    return json.loads(SCHEMA_PATHS[version].read_text())
 
 
 def validate_evidence(evidence: dict, source: str = "evidence") -> None:
-    """Raise SluiceError naming the first place where `evidence` breaks the schema."""
-    validator = jsonschema.Draft202012Validator(evidence_schema())
+    """Raise SluiceError naming the first place where `evidence` breaks its schema or does not add up."""
+    version = evidence.get("schema_version") if isinstance(evidence, dict) else None
+    if version not in SCHEMA_PATHS:
+        known = ", ".join(sorted(SCHEMA_PATHS))
+        raise SluiceError(
+            f"{source} does not match the evidence schema at schema_version: "
+            f"{version!r} is not one of {known}"
+        )
+    validator = jsonschema.Draft202012Validator(evidence_schema(version))
     errors = sorted(validator.iter_errors(evidence), key=lambda e: list(e.absolute_path))
     if errors:
         where = "/".join(str(p) for p in errors[0].absolute_path) or "(top level)"
         raise SluiceError(f"{source} does not match the evidence schema at {where}: {errors[0].message}")
+    if version != SCHEMA_V1:
+        _check_adds_up(evidence, source)
+
+
+def _check_adds_up(evidence: dict, source: str) -> None:
+    """The stored verdict and counts must be the ones its checks give (no hand-edited verdicts)."""
+    summary = summarize(evidence)
+    stored = {"passed": evidence["passed"], "verdict": evidence["verdict"], "counts": evidence["counts"]}
+    derived = {"passed": summary.passed, "verdict": summary.verdict, "counts": summary.counts}
+    for key, value in derived.items():
+        if stored[key] != value:
+            raise SluiceError(
+                f"{source}: its {key} does not add up: it says {json.dumps(stored[key])}, "
+                f"its checks give {json.dumps(value)}"
+            )
 
 
 def evidence_bytes(evidence: dict) -> bytes:

@@ -1,17 +1,31 @@
 """Evidence as Markdown: the body of a promotion pull request, written for the human approver.
 
-Order follows what an approver needs: the verdict and what was tested (identities), then what
-failed, then the headline figures, then every check folded away for the curious.
+Order follows what an approver needs: the verdict and its counts, what was tested (identities),
+then what failed, was inconclusive or only advises, then the headline figures, then every check
+folded away for the curious. Counts and words come from `gates.evidence.summary`, as everywhere.
+
+Text from the data (column names, category values) is escaped: `<`, `>` and `&` as entities (a
+PR body renders inline HTML), `|` inside table cells, and code spans fenced with more backticks
+than the text holds, so a column named `<script>` or a|b reads as itself and breaks nothing.
 """
 
 from __future__ import annotations
 
-from gates.checks.result import fmt
+import re
+from html import escape
+
+from gates.checks.result import check_label, fmt
+from gates.evidence.summary import Summary, fix_for, outcome, summarize
+
+
+def _text(value: object) -> str:
+    """Prose from data: entities for markup, one line."""
+    text = fmt(value) if not isinstance(value, (list, dict)) else _compact(value)
+    return escape(text, quote=False).replace("\n", " ").replace("\r", " ")
 
 
 def _cell(value: object) -> str:
-    text = fmt(value) if not isinstance(value, (list, dict)) else _compact(value)
-    return text.replace("|", "\\|").replace("\n", " ").replace("\r", " ")
+    return _text(value).replace("|", "\\|")
 
 
 def _compact(value: object) -> str:
@@ -22,10 +36,16 @@ def _compact(value: object) -> str:
     return fmt(value)
 
 
-def _code(value: object) -> str:
+def _code(value: object, *, in_table: bool = True) -> str:
+    """A code span that holds any text: fenced with one backtick more than its longest run."""
     if value in (None, ""):
         return "—"
-    return f"`{str(value).replace('`', '')}`"
+    text = str(value).replace("\n", " ").replace("\r", " ")
+    if in_table:
+        text = text.replace("|", "\\|")
+    fence = "`" * (max((len(run) for run in re.findall("`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def _subject_rows(evidence: dict) -> list[str]:
@@ -55,18 +75,39 @@ def _subject_rows(evidence: dict) -> list[str]:
     return ["| | |", "|---|---|", *[f"| {k} | {v} |" for k, v in rows]]
 
 
-def _check_table(checks: list[dict]) -> list[str]:
+def _check_table(checks: list[dict] | tuple[dict, ...]) -> list[str]:
     lines = ["| Check | Result | Observed | Threshold | Reason |", "|---|---|---|---|---|"]
     for c in checks:
-        if c["skipped"]:
-            result = "skipped"
-        elif c["passed"]:
-            result = "pass"
-        else:
-            result = "**FAIL**" if c["blocking"] else "advisory"
+        result = outcome(c)
+        result = f"**{result}**" if result in ("FAIL", "inconclusive") else result
         threshold = "—" if c["threshold"] is None else f"{c['comparator']} {_cell(c['threshold'])}"
         observed = "—" if c["observed"] is None else _cell(c["observed"])
-        lines.append(f"| `{c['name']}` | {result} | {observed} | {threshold} | {_cell(c['reason'])} |")
+        lines.append(
+            f"| {_code(check_label(c))} | {result} | {observed} | {threshold} | {_cell(c['reason'])} |"
+        )
+    return lines
+
+
+def _findings(summary: Summary) -> list[str]:
+    lines: list[str] = []
+    if summary.failures:
+        fixes = dict.fromkeys(fix_for(c) for c in summary.failures)
+        lines += [f"### Blocking failures ({len(summary.failures)})", "", *_check_table(summary.failures), ""]
+        lines += [*[f"- To proceed: {_text(f)}" for f in fixes], ""]
+    if summary.inconclusive:
+        lines += [
+            f"### Inconclusive ({len(summary.inconclusive)}): they block, without blaming the candidate",
+            "",
+            *_check_table(summary.inconclusive),
+            "",
+        ]
+    if summary.advisories:
+        lines += [
+            f"### Advisory findings ({len(summary.advisories)}): they do not block",
+            "",
+            *_check_table(summary.advisories),
+            "",
+        ]
     return lines
 
 
@@ -108,7 +149,7 @@ def _model_figures(evidence: dict) -> list[str]:
     fair = evidence.get("fairness") or {}
     if fair.get("groups"):
         out += [
-            f"### Fairness: true-positive rate by `{fair.get('attribute')}`",
+            f"### Fairness: true-positive rate by {_code(fair.get('attribute'), in_table=False)}",
             "",
             "| Group | Positives | TPR | Compared |",
             "|---|---|---|---|",
@@ -127,7 +168,7 @@ def _data_figures(evidence: dict) -> list[str]:
     out = [
         f"Rows: {fmt(data.get('rows'))} current vs {fmt(data.get('reference_rows'))} reference. "
         f"Drift detected: **{'yes' if evidence.get('drift_detected') else 'no'}**"
-        + (f" ({', '.join(evidence['drifted_features'])})" if evidence.get("drifted_features") else "")
+        + (f" ({_text(', '.join(evidence['drifted_features']))})" if evidence.get("drifted_features") else "")
         + ".",
         "",
     ]
@@ -141,7 +182,7 @@ def _data_figures(evidence: dict) -> list[str]:
         ]
         for name, row in features.items():
             out.append(
-                f"| `{name}` | {row.get('kind')} | {fmt(row.get('psi')) if 'psi' in row else '—'} | "
+                f"| {_code(name)} | {row.get('kind')} | {fmt(row.get('psi')) if 'psi' in row else '—'} | "
                 f"{fmt(row.get('ks_statistic')) if 'ks_statistic' in row else '—'} | "
                 f"{fmt(row.get('mean_shift_sigma')) if 'mean_shift_sigma' in row else '—'} | "
                 f"{fmt(row.get('cramers_v')) if 'cramers_v' in row else '—'} | "
@@ -153,21 +194,17 @@ def _data_figures(evidence: dict) -> list[str]:
 
 
 def to_markdown(evidence: dict) -> str:
-    verdict = "PASSED" if evidence["passed"] else "FAILED"
+    summary = summarize(evidence)
     subject = evidence["subject"]
-    title = f"## {evidence['kind'].capitalize()} gate {verdict}"
+    title = f"## {evidence['kind'].capitalize()} gate {summary.word}"
     if subject.get("model"):
-        title += f" — {subject['model']}" + (f" v{subject['version']}" if subject.get("version") else "")
-    lines = [title, "", f"> {evidence['summary']}", "", *_subject_rows(evidence), ""]
-    failures = [c for c in evidence["checks"] if not c["passed"] and c["blocking"]]
-    advisory = [c for c in evidence["checks"] if not c["passed"] and not c["blocking"]]
-    if failures:
-        lines += ["### Failed checks", "", *_check_table(failures), ""]
-    if advisory:
-        lines += ["### Advisory findings (do not block)", "", *_check_table(advisory), ""]
+        version = f" v{_text(subject['version'])}" if subject.get("version") else ""
+        title += f" — {_text(subject['model'])}{version}"
+    lines = [title, "", f"> {_text(evidence['summary'])}", "", summary.counts_line(), ""]
+    lines += [*_subject_rows(evidence), "", *_findings(summary)]
     lines += _model_figures(evidence) if evidence["kind"] == "model" else _data_figures(evidence)
     if evidence.get("notes"):
-        lines += ["### Notes", "", *[f"- {_cell(n)}" for n in evidence["notes"]], ""]
+        lines += ["### Notes", "", *[f"- {_text(n)}" for n in evidence["notes"]], ""]
     lines += [
         f"<details><summary>All {len(evidence['checks'])} checks</summary>",
         "",

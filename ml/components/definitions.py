@@ -1,7 +1,8 @@
 """The typed KFP v2 components of the training pipeline.
 
 Each component is a thin shim: its body imports its step function from the installed package
-(`ml.components.load`, `.gating`, `.split`, `.train`, `.select`, `.log`, `.register`) as
+(`ml.components.load`, `.gating`, `.data_record`, `.split`, `.train`, `.select`, `.log`,
+`.register`) as
 `run_step` and calls it. That keeps the compiled IR small and stable, and it means the trainer
 image (which installs this project) and the local runner run the same code. Components are
 built by `make_components(base_image)` because the image is chosen at compile time.
@@ -10,7 +11,7 @@ No `from __future__ import annotations` here: KFP reads the real annotation obje
 """
 
 from types import SimpleNamespace
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from kfp import dsl
 from kfp.dsl import ClassificationMetrics, Dataset, Input, Metrics, Model, Output
@@ -304,9 +305,43 @@ def record_rejection(run_id: str, evidence: Input[Artifact], tracking_uri: str, 
     )
 
 
+def record_data_gate(
+    evidence: Input[Artifact],
+    tracking_uri: str,
+    artifact_root: str,
+    model_name: str,
+    run_key: str,
+    pipeline_run_id: str,
+    data_sha256: str,
+    reference_sha256: str,
+    contract_sha256: str,
+    code_commit: str,
+    code_version: str,
+):
+    """Keep the data gate's attempt in MLflow when nothing is trained (data refused, or a no-op run)."""
+    from ml.components.data_record import record_data_gate as run_step
+
+    run_step(
+        tracking_uri=tracking_uri,
+        artifact_root=artifact_root,
+        model_name=model_name,
+        run_key=run_key,
+        evidence_dir=evidence.path,
+        pipeline_run_id=pipeline_run_id,
+        identity={
+            "data_sha256": data_sha256,
+            "reference_sha256": reference_sha256,
+            "contract_sha256": contract_sha256,
+            "code_commit": code_commit,
+            "code_version": code_version,
+        },
+    )
+
+
 COMPONENT_FUNCTIONS = (
     load_snapshot,
     data_gate,
+    record_data_gate,
     split_snapshot,
     train_and_evaluate,
     select_best,
@@ -317,11 +352,25 @@ COMPONENT_FUNCTIONS = (
 )
 
 
-def make_components(base_image: str) -> SimpleNamespace:
-    """Every component on `base_image`, which must already hold this project (no pip at run time)."""
-    return SimpleNamespace(
-        **{
-            func.__name__: dsl.component(func, base_image=base_image, install_kfp_package=False)
-            for func in COMPONENT_FUNCTIONS
-        }
-    )
+def _with_env(component: Any, env: dict[str, str]) -> Any:
+    """The component, but every task it makes carries `env` (KFP sets it in the task's container)."""
+
+    def make_task(**kwargs: Any) -> Any:
+        task = component(**kwargs)
+        for name, value in env.items():
+            task.set_env_variable(name, value)
+        return task
+
+    return make_task
+
+
+def make_components(base_image: str, env: dict[str, str] | None = None) -> SimpleNamespace:
+    """Every component on `base_image`, which must already hold this project (no pip at run time);
+    `env` is set in every task's container (the trainer image reference, for the version's tags)."""
+    components = {
+        func.__name__: dsl.component(func, base_image=base_image, install_kfp_package=False)
+        for func in COMPONENT_FUNCTIONS
+    }
+    if env:
+        components = {name: _with_env(component, env) for name, component in components.items()}
+    return SimpleNamespace(**components)

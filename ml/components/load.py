@@ -8,6 +8,7 @@ from pathlib import Path
 from ml.components.markers import step
 from sluice.digest import sha256_file
 from sluice.errors import SluiceError
+from sluice.paths import require_file
 
 
 def load_inputs(sources: dict[str, tuple[str, str]], outputs: dict[str, str]) -> dict[str, dict[str, str]]:
@@ -20,9 +21,7 @@ def load_inputs(sources: dict[str, tuple[str, str]], outputs: dict[str, str]) ->
     with step("load") as report:
         meta: dict[str, dict[str, str]] = {}
         for role, (uri, expected) in sources.items():
-            src = Path(uri.removeprefix("file://"))
-            if not src.is_file():
-                raise SluiceError(f"{role} file not found: {src}")
+            src = require_file(Path(uri.removeprefix("file://")), f"{role} file")
             actual = sha256_file(src)
             if expected and actual != expected:
                 raise SluiceError(f"{role} file {src} changed since the run started (sha256 {actual[:12]}…)")

@@ -2,7 +2,8 @@
 
 Registration comes later and only if the model gate passes; the gate needs a model URI to serve,
 so the model exists as a run artifact first. The same run key reuses the same run, so a retried
-or repeated step never logs a second copy.
+or repeated step never logs a second copy of the model. The data-gate attempt that let this
+training happen is kept on the run either way (`evidence/<attempt>/`, beside earlier attempts).
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ml.components.artifacts import only_file
+from gates.evidence.history import record_attempt
+from ml.components.artifacts import evidence_json, only_file
 from ml.components.markers import step
 from ml.registry.client import connect, experiment_id
 from ml.training.persist import SKOPS_TRUSTED_TYPES, load_model
 from sluice import tags
+from sluice.environment import environment_tags
 
 SCORES = ("accuracy", "f1", "roc_auc")
 # The model's own library versions, pinned in its requirements. Not "sluice" itself: that name on
@@ -63,18 +66,21 @@ def log_training_run(
         experiment = experiment_id(mlflow, model_name, artifact_root)
         existing = find_logged_run(mlflow.MlflowClient(), experiment, run_key) if run_key else None
         if existing is not None:
+            run_id = existing.info.run_id
             holdout = {
                 k.removeprefix("holdout_"): v
                 for k, v in existing.data.metrics.items()
                 if k.startswith("holdout_")
             }
-            report.update(run_id=existing.info.run_id, reused=True, holdout=holdout)
-            return existing.info.run_id, f"runs:/{existing.info.run_id}/model", holdout
+            attempt = record_attempt(mlflow.MlflowClient(), run_id, evidence_json(data_evidence_dir))
+            report.update(run_id=run_id, reused=True, holdout=holdout, data_attempt=attempt.attempt)
+            return run_id, f"runs:/{run_id}/model", holdout
         run_tags = {
             tags.RUN_KEY: run_key,
             tags.MODEL_NAME: model_name,
             tags.MODEL_TYPE: best["model_type"],
             **tags.identity_tags(identity),
+            **environment_tags(),  # the lock and trainer image this step runs in, when known
         }
         run_id, holdout = _log_new_run(
             mlflow, experiment, run_tags, best, candidates, seed, best_dir, holdout_dir, contract_dir,
@@ -113,10 +119,8 @@ def _log_new_run(
         mlflow.log_artifact(str(holdout_path), artifact_path="data")
         _log_contract(mlflow, contract.path)
         mlflow.log_dict({"selected": best["name"], "candidates": candidates}, "candidates.json")
-        # Under evidence/data/: evidence/ itself holds the model gate's files.
-        for path in sorted(Path(evidence_dir).glob("*")):
-            if path.is_file():
-                mlflow.log_artifact(str(path), artifact_path="evidence/data")
+        # The data gate's attempt, under evidence/<attempt>/ like every gate attempt on this run.
+        record_attempt(mlflow.MlflowClient(), run.info.run_id, evidence_json(evidence_dir))
         mlflow.set_tag(tags.MODEL_LOGGED, "true")  # last: marks the run complete for reuse
     return run.info.run_id, holdout_metrics
 
@@ -130,18 +134,31 @@ def _run_metrics(best: dict, holdout: dict, candidates: list[dict]) -> dict[str,
 
 
 def _log_model(mlflow, model, sample) -> None:
-    import mlflow.sklearn
+    """The sklearn model plus its ONNX flavor (what the serving image runs), in one logged model.
+
+    A model that cannot be exported is still logged (sklearn flavor only, so the run is complete
+    and inspectable) and the run is tagged with the reason; the model gate then refuses it with
+    that reason. There is no slower fallback path that the gate would not have measured.
+    """
     from mlflow.models import infer_signature
 
-    mlflow.sklearn.log_model(
-        model,
-        name="model",
-        serialization_format="skops",
-        skops_trusted_types=list(SKOPS_TRUSTED_TYPES),
-        signature=infer_signature(sample, model.predict(sample)),
+    from ml.serving.export import log_model
+    from ml.serving.signature import ExportError
+
+    options = {
+        "serialization_format": "skops",
+        "skops_trusted_types": list(SKOPS_TRUSTED_TYPES),
+        "signature": infer_signature(sample, model.predict(sample)),
         # Explicit requirements skip MLflow's slow inference (it imports the model in a subprocess).
-        pip_requirements=model_requirements(),
-    )
+        "pip_requirements": model_requirements(),
+    }
+    try:
+        log_model(model, name="model", **options)
+    except ExportError as exc:
+        import mlflow.sklearn
+
+        mlflow.sklearn.log_model(model, name="model", **options)
+        mlflow.set_tag(tags.SERVING_EXPORT_ERROR, str(exc))
 
 
 def _log_contract(mlflow, contract_path: Path) -> None:

@@ -2,7 +2,9 @@
 
 The same run key (data, contract, code, parameters) always maps to the same run, and a run
 registers at most one version: a retry or an unchanged re-run returns that version instead of
-creating another.
+creating another. Every model-gate attempt, passing or failing, is kept on the run under
+`evidence/<attempt>/` (`gates.evidence.history`); the version's evidence tags describe the attempt
+that registered it, and the run's describe its latest attempt without contradiction.
 """
 
 from __future__ import annotations
@@ -10,13 +12,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from gates.evidence.history import Attempt, record_attempt, tag_run_verdict, verdict_tags
 from ml.components.artifacts import evidence_json
-from ml.components.gating import reason_line
 from ml.components.markers import step
 from ml.registry.client import connect
 from ml.registry.pipeline_runs import REJECTED, REUSED, mark_pipeline_run
 from sluice import tags
-from sluice.digest import sha256_file
+from sluice.environment import environment_tags
 
 CHALLENGER = "challenger"
 
@@ -41,7 +43,7 @@ def _reuse(client: Any, mv: Any, model_name: str, pipeline_run_id: str) -> str:
 
 def version_tags(
     *, run_key: str, identity: dict, params: dict, pipeline_run_id: str, best: dict, holdout: dict,
-    evidence_sha: str, evidence_name: str,
+    attempt: Attempt,
 ) -> dict[str, str]:
     return {
         tags.RUN_KEY: run_key,
@@ -49,10 +51,9 @@ def version_tags(
         tags.PARAMS: json.dumps(params, sort_keys=True),
         tags.PIPELINE_RUN_ID: pipeline_run_id,
         tags.MODEL_TYPE: best["model_type"],
-        tags.EVIDENCE_SHA256: evidence_sha,
-        tags.EVIDENCE_PASSED: "true",
-        tags.EVIDENCE_ARTIFACT: f"evidence/{evidence_name}",
+        **verdict_tags(attempt),
         **{tags.metric_tag(k): repr(float(holdout[k])) for k in ("accuracy", "f1", "roc_auc")},
+        **environment_tags(),  # the lock and trainer image this step runs in, when known
     }
 
 
@@ -73,14 +74,14 @@ def register_challenger(
     with step("register") as report:
         mlflow = connect(tracking_uri)
         client = mlflow.MlflowClient()
+        attempt = record_attempt(client, run_id, evidence_json(evidence_dir), pipeline_run_id=pipeline_run_id)
+        tag_run_verdict(client, run_id, attempt)
+        report["attempt"] = attempt.attempt
         for mv in _versions_of_run(client, model_name, run_id):
             if mv.tags.get(tags.RUN_KEY) == run_key:
                 version = _reuse(client, mv, model_name, pipeline_run_id)
                 report.update(version=version, reused=True)
                 return version, True
-        evidence_path = evidence_json(evidence_dir)
-        evidence_sha = sha256_file(evidence_path)
-        client.log_artifacts(run_id, evidence_dir, artifact_path="evidence")
         params = {"candidate": best["name"], "model_type": best["model_type"], "params": best["params"]}
         version_tag_values = version_tags(
             run_key=run_key,
@@ -89,14 +90,11 @@ def register_challenger(
             pipeline_run_id=pipeline_run_id,
             best=best,
             holdout=holdout_metrics,
-            evidence_sha=evidence_sha,
-            evidence_name=evidence_path.name,
+            attempt=attempt,
         )
         mv = mlflow.register_model(f"runs:/{run_id}/model", model_name, tags=version_tag_values)
         client.set_registered_model_alias(model_name, CHALLENGER, mv.version)
         client.set_model_version_tag(model_name, mv.version, tags.REGISTRATION_COMPLETE, "true")
-        client.set_tag(run_id, tags.EVIDENCE_PASSED, "true")
-        client.set_tag(run_id, tags.EVIDENCE_SHA256, evidence_sha)
         report.update(version=str(mv.version), reused=False)
     return str(mv.version), False
 
@@ -104,16 +102,13 @@ def register_challenger(
 def record_rejection(*, tracking_uri: str, run_id: str, evidence_dir: str, pipeline_run_id: str = "") -> None:
     """A candidate the model gate refused keeps its evidence on its run; no version is created.
 
-    The run is marked with the pipeline run and the gate's reason, so `sluice submit --wait`
-    can say why a finished pipeline run registered nothing.
+    The attempt is kept under the run's `evidence/<attempt>/` beside any earlier ones, the run's
+    evidence tags name it with its reason, and the run is marked with the pipeline run, so `sluice
+    submit --wait` can say why a finished pipeline run registered nothing.
     """
     with step("record-rejection") as report:
         client = connect(tracking_uri).MlflowClient()
-        evidence_path = evidence_json(evidence_dir)
-        client.log_artifacts(run_id, evidence_dir, artifact_path="evidence")
-        client.set_tag(run_id, tags.EVIDENCE_PASSED, "false")
-        client.set_tag(run_id, tags.EVIDENCE_SHA256, sha256_file(evidence_path))
-        reason = reason_line(json.loads(evidence_path.read_text()))
-        client.set_tag(run_id, tags.EVIDENCE_REASON, reason[:500])
+        attempt = record_attempt(client, run_id, evidence_json(evidence_dir), pipeline_run_id=pipeline_run_id)
+        tag_run_verdict(client, run_id, attempt)
         mark_pipeline_run(client.set_tag, (run_id,), pipeline_run_id, REJECTED)
-        report["run_id"] = run_id
+        report.update(run_id=run_id, attempt=attempt.attempt)

@@ -23,23 +23,16 @@ def train_and_evaluate(
     and `log` scores the winner again from them on the holdout.
     """
     import pandas as pd
-    from sklearn.pipeline import Pipeline
 
     from ml.data.contract import load_contract
-    from ml.training.candidates import build_estimator, validate_candidates
+    from ml.training.candidates import build_model, validate_candidates
     from ml.training.evaluate import binary_target, score
-    from ml.training.features import build_preprocessor
 
     with step("train", candidate=candidate["name"]) as report:
         validate_candidates([candidate])
         contract = load_contract(only_file(contract_dir))
         frame = pd.read_parquet(only_file(train_dir, "*.parquet"))
-        model = Pipeline(
-            [
-                ("prepare", build_preprocessor(contract)),
-                ("model", build_estimator(candidate["model_type"], candidate["params"], seed)),
-            ]
-        )
+        model = build_model(contract, candidate["model_type"], candidate["params"], seed)
         fit_started = time.perf_counter()
         model.fit(frame, binary_target(frame[contract.label], contract.positive_class))
         report["fit_seconds"] = round(time.perf_counter() - fit_started, 3)

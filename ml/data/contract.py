@@ -9,6 +9,7 @@ typed frame together with the list of contract violations for the data gate to r
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -17,16 +18,26 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ml.data.words import FALSE_WORDS, TRUE_WORDS
 from sluice.digest import sha256_file
 from sluice.errors import SluiceError
+from sluice.paths import require_file
 from sluice.yamlfile import first_schema_error, load_yaml_mapping
 
 SCHEMA_PATH = Path(__file__).with_name("contract.schema.json")
 NUMERIC_DTYPES = ("integer", "float")
-TRUE_WORDS = frozenset({"true", "1", "yes", "y", "t"})
-FALSE_WORDS = frozenset({"false", "0", "no", "n", "f"})
 # Spellings a careful reader takes as "missing"; pandas' default list also maps "None"/"NULL".
 NA_WORDS = ["", "NA", "N/A", "NaN", "nan", "null", "NULL", "None", "#N/A"]
+_PLAIN_COLUMN = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+def column_label(column: str) -> str:
+    """A column name as people read it in a sentence: bare when plain, else JSON-quoted.
+
+    A contract allows any column name; quoting keeps `mean radius`, `a"b` or `x]` from running
+    into the text around them (and says exactly which characters the name has).
+    """
+    return column if _PLAIN_COLUMN.match(column) else json.dumps(column, ensure_ascii=False)
 
 
 @dataclass(frozen=True)
@@ -126,21 +137,30 @@ def load_contract(path: str | Path) -> Contract:
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
-    """Read CSV (as text, typed later against the contract) or Parquet; raise only if unreadable.
+    """Read CSV (as text, typed later against the contract) or Parquet; raise only if unusable.
 
     CSV cells stay strings so that quoted numbers and odd spellings are judged by the contract,
-    not guessed by pandas; a UTF-8 byte-order mark is accepted.
+    not guessed by pandas; a UTF-8 byte-order mark is accepted. A file with a header but no rows is
+    unusable input (exit 2), the same from `sluice run` and `sluice gate data`: there is nothing
+    to judge, and "no rows" says more than a failed volume check would.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise SluiceError(f"data file not found: {path}")
+    path = require_file(path, "data file")
     if path.stat().st_size == 0:
         raise SluiceError(f"data file {path} is empty (0 bytes)")
-    if path.suffix.lower() in (".parquet", ".pq"):
-        try:
-            return pd.read_parquet(path)
-        except Exception as exc:  # pyarrow raises several unrelated types for a bad file
-            raise SluiceError(f"cannot read Parquet file {path}: {str(exc).splitlines()[0]}") from exc
+    frame = _read_parquet(path) if path.suffix.lower() in (".parquet", ".pq") else _read_csv(path)
+    if len(frame) == 0:
+        raise SluiceError(f"data file {path} has a header but no rows")
+    return frame
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises several unrelated types for a bad file
+        raise SluiceError(f"cannot read Parquet file {path}: {str(exc).splitlines()[0]}") from exc
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
     try:
         frame = pd.read_csv(
             path,
@@ -199,9 +219,9 @@ def coerce_to_contract(frame: pd.DataFrame, contract: Contract) -> tuple[pd.Data
     missing = [c for c in contract.column_names if c not in present]
     extra = [c for c in present if c not in contract.column_names]
     if missing:
-        problems.append(f"missing column(s): {', '.join(missing)}")
+        problems.append(f"missing column(s): {', '.join(map(column_label, missing))}")
     if extra:
-        problems.append(f"unexpected column(s): {', '.join(extra)}")
+        problems.append(f"unexpected column(s): {', '.join(map(column_label, extra))}")
     typed = {}
     for col in contract.columns:
         if col.name not in present:
@@ -213,14 +233,15 @@ def coerce_to_contract(frame: pd.DataFrame, contract: Contract) -> tuple[pd.Data
         if bad.any():
             example = raw[bad].iloc[0]
             problems.append(
-                f"column {col.name}: {int(bad.sum())} value(s) are not {col.dtype} (e.g. {example!r})"
+                f"column {column_label(col.name)}: {int(bad.sum())} value(s) are not {col.dtype} "
+                f"(e.g. {example!r})"
             )
         if col.dtype == "integer":
             finite = values[np.isfinite(values)]
             fractional = finite[finite != np.round(finite)]
             if len(fractional):
                 problems.append(
-                    f"column {col.name}: {len(fractional)} value(s) are not whole numbers "
+                    f"column {column_label(col.name)}: {len(fractional)} value(s) are not whole numbers "
                     f"(e.g. {fractional.iloc[0]!r})"
                 )
         typed[col.name] = values

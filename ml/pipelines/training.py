@@ -1,5 +1,6 @@
 """The training pipeline: load → data gate → (pass) train candidates → select → log → model gate
-→ (pass) register `challenger`, else record the rejection.
+→ (pass) register `challenger`, else record the rejection; a data gate that trains nothing has its
+attempt recorded in MLflow instead (record data gate).
 
 With `retrain_only_on_drift`, a data gate that passes without finding drift also skips training
 (a "no-op run": the evidence says the data was looked at and why nothing was retrained).
@@ -28,6 +29,7 @@ from ml.training.candidates import (
     DEFAULT_SELECTION_TOLERANCE,
     DEFAULT_VALIDATION_FRACTION,
 )
+from sluice.environment import TRAINER_IMAGE_ENV
 
 PIPELINE_NAME = "sluice-training"
 COMPILED_PATH = Path(__file__).with_name("training.yaml")
@@ -51,8 +53,13 @@ def talks_to_mlflow(task, budget: Budget, retry: bool = True):
 
 
 def build_pipeline(base_image: str = DEFAULT_BASE_IMAGE, budget: Budget | None = None):
-    """The pipeline function, with every component on `base_image` (the committed IR: defaults)."""
-    c = make_components(base_image)
+    """The pipeline function, with every component on `base_image` (the committed IR: defaults).
+
+    A real trainer image (not the committed IR's placeholder) is also passed to every task as
+    $SLUICE_TRAINER_IMAGE, so the log and register steps can tag what they ran in.
+    """
+    env = {} if base_image == DEFAULT_BASE_IMAGE else {TRAINER_IMAGE_ENV: base_image}
+    c = make_components(base_image, env)
     budget = budget or Budget()
 
     @dsl.pipeline(
@@ -177,8 +184,24 @@ def build_pipeline(base_image: str = DEFAULT_BASE_IMAGE, budget: Budget | None =
                     pipeline_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
                 ).set_display_name("record rejection")
                 talks_to_mlflow(reject.set_caching_options(False), budget)
+        with dsl.Else():
+            _record_data_gate(
+                c, data_check, identity, budget, tracking_uri=tracking_uri, artifact_root=artifact_root,
+                model_name=model_name, run_key=run_key, code_version=code_version,
+            )
 
     return training_pipeline
+
+
+def _record_data_gate(c, data_check, identity: dict, budget: Budget, **params):
+    """Nothing trains (data refused, or a no-op run): the data gate's attempt still goes to MLflow."""
+    record = c.record_data_gate(
+        evidence=data_check.outputs["evidence"],
+        pipeline_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+        **params,
+        **identity,
+    ).set_display_name("record data gate")
+    talks_to_mlflow(record.set_caching_options(False), budget)
 
 
 def _train_and_select(c, split, load, candidates, seed, selection_tolerance, code_version):

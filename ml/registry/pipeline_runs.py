@@ -2,7 +2,8 @@
 
 The run that creates a version tags it `sluice.pipeline_run_id`. A run that reuses a version
 (same run key) or is refused by the model gate leaves `sluice.pipeline_run.<id>` = reused |
-rejected behind, on the version or on the MLflow run respectively.
+rejected behind, on the version or on the MLflow run respectively; one that trains nothing
+because of its data gate leaves data-blocked | no-op on the run holding that data-gate attempt.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from sluice import tags
 
 REUSED = "reused"
 REJECTED = "rejected"
+DATA_BLOCKED = "data-blocked"  # the data gate refused the snapshot
+NO_OP = "no-op"  # the data gate passed without drift and training was wanted only on drift
 _TAGGABLE_RUN_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 
 

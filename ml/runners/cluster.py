@@ -15,6 +15,7 @@ import re
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -147,7 +148,14 @@ def connect(host: str):
         return kfp.Client(host=validate_host(host))
 
 
-def submit(args: SubmitRequest, connect=connect, out: TextIO | None = None) -> int:
+def submit(
+    args: SubmitRequest,
+    connect=connect,
+    out: TextIO | None = None,
+    before_upload: Callable[[], None] | None = None,
+) -> int:
+    """Compile and upload; `before_upload` (the CLI's check of the image's lock) runs once every
+    argument is validated and the package compiled, before the cluster is contacted."""
     out = out or sys.stdout
     check_wait_options(args)
     with scratch.directory("submit") as tmp:
@@ -158,6 +166,8 @@ def submit(args: SubmitRequest, connect=connect, out: TextIO | None = None) -> i
         if args.dry_run:
             out.write(f"sluice: dry run, not submitted ({submission.experiment} / {submission.run_name})\n")
             return 0
+        if before_upload is not None:
+            before_upload()
         client = _connect(connect, args.host)
         run_id = upload(client, args.host, submission)
     out.write(f"sluice: submitted run {run_id} to {args.host} (experiment {submission.experiment})\n")

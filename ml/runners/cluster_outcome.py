@@ -10,10 +10,11 @@ what each run did (see `ml.registry.pipeline_runs`):
 * a version it found already registered for the same run key carries
   `sluice.pipeline_run.<id>` = `reused`;
 * a candidate the model gate refused has `sluice.pipeline_run.<id>` = `rejected` on its MLflow
-  run, with the gate's reason in `sluice.evidence_reason`.
+  run, with the gate's reason in `sluice.evidence_reason`;
+* a run whose data gate trained nothing has `sluice.pipeline_run.<id>` = `data-blocked` or
+  `no-op` on the run holding that data-gate attempt, whose index entry carries the reason.
 
-A run that left none of these stopped before the model gate (the data gate refused the data,
-or found no drift with retrain-only-on-drift).
+A run that left none of these stopped before its gates could record anything.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from ml.registry.pipeline_runs import REJECTED, REUSED, pipeline_run_tag
+from ml.registry.pipeline_runs import DATA_BLOCKED, NO_OP, REJECTED, REUSED, pipeline_run_tag
 from sluice import tags
 from sluice.errors import SluiceError
 
@@ -89,14 +90,9 @@ def registration_of(client: Any, model_name: str, run_id: str) -> RunOutcome:
             str(version.version),
             f"run {run_id} reused {model_name} version {version.version} (same data, code and parameters)",
         )
-    rejected = _runs(client, model_name, f"tags.`{marker}` = '{REJECTED}'")
-    if rejected:
-        run_tags = rejected[0].data.tags
-        reason = run_tags.get(tags.EVIDENCE_REASON) or "no reason recorded"
-        mlflow_run = rejected[0].info.run_id
-        return RunOutcome(
-            None, f"run {run_id} registered nothing: model gate failed: {reason} (MLflow run {mlflow_run})"
-        )
+    stopped = _stopped_at_a_gate(client, model_name, run_id, marker)
+    if stopped is not None:
+        return stopped
     if _versions(client, model_name, f"tags.`{tags.PIPELINE_RUN_ID}` = '{UNRESOLVED_RUN_ID}'"):
         return RunOutcome(
             None,
@@ -105,9 +101,36 @@ def registration_of(client: Any, model_name: str, run_id: str) -> RunOutcome:
         )
     return RunOutcome(
         None,
-        f"run {run_id} registered nothing: no model version or rejected candidate in MLflow is tagged "
-        f"with this run, so it stopped before the model gate (see its data-gate evidence in KFP)",
+        f"run {run_id} registered nothing: no model version, rejected candidate or data-gate attempt in "
+        f"MLflow is tagged with this run, so it stopped before its gates recorded anything (see KFP)",
     )
+
+
+def _stopped_at_a_gate(client: Any, model_name: str, run_id: str, marker: str) -> RunOutcome | None:
+    """The refusal (model gate, data gate) or no-op this run left on an MLflow run, with its reason."""
+    from gates.evidence.history import attempts_of_run
+
+    for mark, what in ((REJECTED, "model gate failed"), (DATA_BLOCKED, "data gate failed"), (NO_OP, "")):
+        found = _runs(client, model_name, f"tags.`{marker}` = '{mark}'")
+        if not found:
+            continue
+        mlflow_run = found[0].info.run_id
+        if mark == NO_OP:
+            return RunOutcome(
+                None,
+                f"run {run_id} registered nothing: its data gate found no drift and training was wanted "
+                f"only on drift, a no-op run (MLflow run {mlflow_run})",
+            )
+        reason = found[0].data.tags.get(tags.EVIDENCE_REASON) if mark == REJECTED else None
+        mine = [a for a in attempts_of_run(found[0]) if a.pipeline_run_id == run_id and a.reason]
+        if mine:  # this pipeline run's own attempt: its verdict (failed, inconclusive) and reason
+            what, reason = f"{mine[-1].kind} gate {mine[-1].verdict}", mine[-1].reason
+        return RunOutcome(
+            None,
+            f"run {run_id} registered nothing: {what}: {reason or 'no reason recorded'} "
+            f"(MLflow run {mlflow_run})",
+        )
+    return None
 
 
 def _quote(value: str) -> str:

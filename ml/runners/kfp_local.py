@@ -23,24 +23,28 @@ from typing import Any, TextIO
 
 from ml.registry.budget import Budget
 from ml.runners.progress import ProgressTap
+from ml.serving.lifecycle import RUN_PID_ENV
 from sluice import lifeline
 
 
 @contextlib.contextmanager
 def task_environment(scratch: Path) -> Iterator[None]:
-    """While the pipeline runs, tasks get TMPDIR inside `scratch` and the run's lifeline."""
+    """While the pipeline runs, tasks get TMPDIR inside `scratch`, the run's lifeline, and the
+    run's pid for the tasks that start servers (`ml.serving.lifecycle.exit_with`)."""
     tmp = scratch / "tmp"
     tmp.mkdir(parents=True, exist_ok=True)
-    previous = os.environ.get("TMPDIR")
-    os.environ["TMPDIR"] = str(tmp)
+    names = ("TMPDIR", RUN_PID_ENV)
+    previous = {name: os.environ.get(name) for name in names}
+    os.environ.update({"TMPDIR": str(tmp), RUN_PID_ENV: str(os.getpid())})
     try:
         with lifeline.held():
             yield
     finally:
-        if previous is None:
-            os.environ.pop("TMPDIR", None)
-        else:
-            os.environ["TMPDIR"] = previous
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def run_pipeline(

@@ -60,9 +60,7 @@ class Outcome:
 
 def resolve_inputs(request: RunRequest, home: paths.Home, out: TextIO) -> RunInputs:
     """The user's files, or the demo generated into <home>/data (once; reused while intact)."""
-    policy = Path(request.policy).resolve() if request.policy else None
-    if policy is not None and not policy.is_file():
-        raise SluiceError(f"policy not found: {policy}")
+    policy = paths.require_file(Path(request.policy).resolve(), "policy") if request.policy else None
     if request.data is None:
         if request.contract or request.reference:
             raise SluiceError("--contract/--reference need --data (without --data the demo data set is used)")
@@ -79,8 +77,7 @@ def resolve_inputs(request: RunRequest, home: paths.Home, out: TextIO) -> RunInp
     # Without a reference snapshot the data is its own reference: drift is then zero by construction.
     reference = Path(request.reference).resolve() if request.reference else data
     for role, path in (("data", data), ("contract", contract), ("reference", reference)):
-        if not path.is_file():
-            raise SluiceError(f"{role} file not found: {path}")
+        paths.require_file(path, f"{role} file")
     return RunInputs(data, reference, contract, policy, False)
 
 
@@ -122,15 +119,13 @@ def try_fast_path(home: paths.Home, key: str, tracking_uri: str, out: TextIO) ->
 
 
 def preflight(inputs: RunInputs):
-    """Usage errors before any pipeline starts: broken contract, unreadable or empty files."""
+    """Usage errors before any pipeline starts: broken contract, unreadable, empty or header-only files."""
     from gates.gate_policy import load_policy
     from ml.data.contract import load_contract, read_table
 
     contract = load_contract(inputs.contract)
     for path in {inputs.data, inputs.reference}:
-        frame = read_table(path)
-        if len(frame) == 0:
-            raise SluiceError(f"data file {path} has a header but no rows")
+        read_table(path)  # unreadable, empty or header-only: exit 2, worded as `sluice gate data` words it
     if inputs.policy is not None:
         load_policy(inputs.policy, contract.name)  # a broken policy is a usage error, before any step
     return contract
@@ -158,12 +153,14 @@ def pipeline_arguments(
 
 
 def copy_evidence(markers: list[dict], dest: Path) -> Path | None:
+    """Keep each gate attempt's files under `<dest>/<step>/<attempt>/`: a re-run adds, never replaces."""
     copied = None
     for marker in markers:
         if marker.get("evidence"):
             src = Path(marker["evidence"]).parent
             if src.is_dir():
-                shutil.copytree(src, dest / marker["step"], dirs_exist_ok=True)
+                attempt = marker.get("attempt") or "unnamed"
+                shutil.copytree(src, dest / marker["step"] / attempt, dirs_exist_ok=True)
                 copied = dest
     return copied
 

@@ -39,7 +39,10 @@ STEP_LABELS = {
     "model-gate": "model gate",
     "register-challenger": "register",
     "record-rejection": "record rejection",
+    "record-data-gate": "record data gate",
 }
+STATUS_WIDTH = len("inconclusive")
+LABEL_WIDTH = max(map(len, STEP_LABELS.values())) + 1  # two spaces at least before the status
 
 
 @dataclass
@@ -64,6 +67,16 @@ class TaskRecord:
         base = re.sub(r"-\d+$", "", self.name)
         return base if base in STEP_LABELS else self.name
 
+    @property
+    def status_word(self) -> str:
+        """The status column: a gate's verdict (passed, advisory, FAILED, inconclusive, no-op), else
+        ok / cached, and `error` for a step that broke (exit 2), never confused with a refusal."""
+        if self.status == "FAILURE":
+            return "error"
+        if self.status == "CACHED":
+            return "cached"
+        return self.marker.get("status") or "ok"
+
 
 def describe(marker: dict[str, Any]) -> str:
     """The detail column of a progress line, from the step's marker."""
@@ -73,8 +86,7 @@ def describe(marker: dict[str, Any]) -> str:
     metrics = marker.get("metrics") or marker.get("holdout") or {}
     metric_text = " ".join(f"{k}={metrics[k]:.3f}" for k in ("accuracy", "f1", "roc_auc") if k in metrics)
     if step in ("data-gate", "model-gate"):
-        verdict = "passed" if marker.get("passed") else "FAILED"
-        return f"{verdict}: {marker.get('reason', '')}"
+        return marker.get("headline") or marker.get("reason", "")
     if step == "train":
         return f"{marker.get('candidate')} (fit {marker.get('fit_seconds', 0):.2f} s) {metric_text}".rstrip()
     if step == "select":
@@ -87,10 +99,12 @@ def describe(marker: dict[str, Any]) -> str:
         return f"run {marker.get('run_id', '')[:12]}{reused} holdout {metric_text}"
     if step == "register":
         if marker.get("reused"):
-            return f"reused version {marker.get('version')}"
+            return f"reused version {marker.get('version')} (attempt {marker.get('attempt')} kept beside it)"
         return f"version {marker.get('version')} alias challenger"
     if step == "load":
         return ", ".join(f"{k}={v}" for k, v in marker.get("files", {}).items())
+    if step in ("record-rejection", "record-data-gate"):
+        return f"attempt kept: MLflow run {marker.get('run_id', '')[:12]}, evidence/{marker.get('attempt')}/"
     return ""
 
 
@@ -174,12 +188,13 @@ class ProgressTap(io.TextIOBase):
     def _show(self, record: TaskRecord) -> None:
         self._shown += 1
         label = STEP_LABELS.get(record.component, record.component)
-        status = {"SUCCESS": "ok", "FAILURE": "FAILED", "CACHED": "cached"}[record.status]
         detail = describe(record.marker) if record.marker else ""
         if record.status == "FAILURE" and not record.marker.get("error") and record.last_lines:
             detail = record.last_lines[-1]
         timing = f"{record.wall:6.2f} s" if record.status != "CACHED" else "       -"
-        self.out.write(f"  [{self._shown:2d}] {label:<16} {status:<6} {timing}  {detail}".rstrip() + "\n")
+        status = f"{record.status_word:<{STATUS_WIDTH}}"
+        line = f"  [{self._shown:2d}] {label:<{LABEL_WIDTH}} {status} {timing}  {detail}"
+        self.out.write(line.rstrip() + "\n")
         self.out.flush()
 
     def marker_for(self, step: str) -> dict[str, Any] | None:

@@ -30,7 +30,7 @@ from sluice import tags
 TRAINING_PACKAGES = ("ml", "gates", "sluice")
 # What a training run executes: the local runner, the pipeline (whose components import every
 # step), and the model server the model gate starts as a process of its own (not an import).
-TRAINING_ENTRY_POINTS = ("ml.runners.local", "ml.pipelines.training", "ml.serving.app")
+TRAINING_ENTRY_POINTS = ("ml.runners.local", "ml.pipelines.training", "ml.serving.__main__")
 DATA_SUFFIXES = frozenset({".json", ".yaml", ".yml", ".html"})
 
 

@@ -1,7 +1,8 @@
 """What a finished local pipeline run means, read from the markers its steps printed.
 
 Exit codes as documented: 0 a version was registered (or reused) or a no-op run, 1 a gate
-refused (reason on one line, evidence written, nothing registered), 2 (SluiceError) a step broke.
+refused (reason on one line ending with how to proceed, evidence written, nothing registered; an
+inconclusive gate refuses too), 2 (SluiceError) a step broke.
 
 A step the runner retried counts by its last attempt (a note says it was retried), and when a
 step's last attempt failed the registry has the final word: a complete, gate-passed version
@@ -21,6 +22,10 @@ from ml.runners.summary import print_summary
 from sluice.errors import SluiceError
 
 GATE_FAILED = 1
+QUIETER_HINT = (
+    "the host was too noisy to judge the candidate's latency (not a verdict on the model): "
+    "re-run on a quieter machine"
+)
 
 
 def read_verdict(tap: ProgressTap, record: dict[str, Any], finish: Callable, log_path: Path, out: TextIO):
@@ -30,7 +35,7 @@ def read_verdict(tap: ProgressTap, record: dict[str, Any], finish: Callable, log
         return _registry_verdict(failures[0], record, finish, log_path, out)
     data_gate = _required(tap, "data-gate", "the pipeline ended before its data gate ran", finish, log_path)
     if not data_gate.get("passed"):
-        record["reason"] = f"data gate failed: {data_gate.get('reason')}"
+        record["reason"] = _refusal("data", data_gate)
         return _gate_failed(record, finish, out)
     if not data_gate.get("train"):
         out.write("sluice: the data gate passed and found no drift; nothing was retrained (no-op run)\n")
@@ -41,7 +46,9 @@ def read_verdict(tap: ProgressTap, record: dict[str, Any], finish: Callable, log
         tap, "model-gate", "the pipeline ended before its model gate ran", finish, log_path
     )
     if not model_gate.get("passed"):
-        record["reason"] = f"model gate failed: {model_gate.get('reason')}"
+        record["reason"] = _refusal("model", model_gate)
+        if model_gate.get("inconclusive"):
+            out.write(f"  {QUIETER_HINT}\n")
         print_summary(record, out)
         return _gate_failed(record, finish, out)
     registered = _required(
@@ -80,6 +87,11 @@ def _registry_verdict(failed: TaskRecord, record: dict, finish: Callable, log_pa
     outcome = finish("registered", 0)
     print_summary(record, out)
     return outcome
+
+
+def _refusal(kind: str, marker: dict) -> str:
+    """The gate's own refusal line (verdict, first finding, counts, how to proceed)."""
+    return marker.get("refusal") or f"{kind} gate failed: {marker.get('reason')}"
 
 
 def _required(tap: ProgressTap, step: str, missing: str, finish: Callable, log_path: Path) -> dict:

@@ -95,3 +95,18 @@ def build_estimator(model_type: str, params: dict[str, Any], seed: int):
 
         return RandomForestClassifier(random_state=seed, **params)
     raise SluiceError(f"unknown model_type {model_type!r} (known: {', '.join(MODEL_TYPES)})")
+
+
+def build_model(contract: Any, model_type: str, params: dict[str, Any], seed: int):
+    """The unfitted pipeline a candidate is: the contract's preprocessing, then its classifier.
+
+    One builder for training and the tests, so that what the serving exporter
+    (`ml.serving.export.split_pipeline`) is tested on is exactly what a pipeline run registers.
+    """
+    from sklearn.pipeline import Pipeline
+
+    from ml.training.features import build_preprocessor
+
+    return Pipeline(
+        [("prepare", build_preprocessor(contract)), ("model", build_estimator(model_type, params, seed))]
+    )

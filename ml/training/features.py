@@ -11,8 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ml.data.contract import Contract
-
-MISSING_CATEGORY = "__missing__"
+from ml.data.words import MISSING_CATEGORY
 
 
 def normalize_frame(frame: pd.DataFrame, numeric: list, categorical: list, boolean: list) -> pd.DataFrame:

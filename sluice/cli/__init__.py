@@ -29,6 +29,9 @@ VERBS: dict[str, Verb] = {
         "sluice.cli.submit", "compile the pipeline for a trainer image and submit it to Kubeflow Pipelines"
     ),
     "gate": Verb("sluice.cli.gate", "run the data or model gate and write evidence"),
+    "evidence": Verb(
+        "sluice.cli.evidence", "list a model's gate attempts from MLflow, or show one verified by digest"
+    ),
     "promote": Verb("sluice.cli.promote", "commit a gated model version into an environment's overlay"),
     "rollback": Verb(
         "sluice.cli.rollback", "restore the previously promoted version of a model in an environment"

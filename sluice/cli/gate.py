@@ -1,7 +1,8 @@
 """`sluice gate data|model`: run a gate from the command line and leave evidence.
 
-Exit codes: 0 the gate passed, 1 it failed (evidence written), 2 usage or input error (one line on
-stderr, nothing written). Heavy imports (pandas, mlflow, sklearn) stay inside the handlers.
+Exit codes: 0 the gate passed, 1 it failed or was inconclusive (evidence written, one refusal line
+on stderr ending with how to proceed), 2 usage or input error (one line on stderr, nothing
+written). Heavy imports (pandas, mlflow, sklearn) stay inside the handlers.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import urllib.request
 from pathlib import Path
 
 from sluice import scratch, tags
-from sluice.errors import SluiceError
+from sluice.errors import Refused, SluiceError
 
 
 def register(subparsers: argparse._SubParsersAction, summary: str) -> None:
@@ -61,12 +62,24 @@ def _out_parts(out: str) -> tuple[Path, str]:
 
 
 def _report(evidence: dict, out: Path) -> int:
+    """The evidence's own summary and counts, each finding by kind; a refusal raises `Refused`."""
+    from gates.checks.result import check_label
+    from gates.evidence import summarize
+    from gates.evidence.summary import fix_for
+
+    summary = summarize(evidence)
     print(evidence["summary"])
-    for check in evidence["checks"]:
-        if not check["passed"] and check["blocking"]:
-            print(f"  FAIL {check['name']}: {check['reason']}")
+    print(summary.counts_line())
+    for check in summary.failures:
+        print(f"  FAIL {check_label(check)}: {check['reason']}; to proceed: {fix_for(check)}")
+    for check in summary.inconclusive:
+        print(f"  INCONCLUSIVE {check_label(check)}: {check['reason']}; to proceed: {fix_for(check)}")
+    for check in summary.advisories:
+        print(f"  advisory {check_label(check)}: {check['reason']}")
     print(f"evidence: {out} (+ .md, .html)")
-    return 0 if evidence["passed"] else 1
+    if not summary.passed:
+        raise Refused(summary.refusal())
+    return 0
 
 
 def _as_of(text: str | None):

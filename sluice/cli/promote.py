@@ -17,6 +17,7 @@ from sluice.cli.promotion_options import (
     pr_opener,
     print_result,
     review_options,
+    signature_trust,
     sweep_scratch,
     tracking_uri,
 )
@@ -80,9 +81,8 @@ def run_promote(args: argparse.Namespace) -> int:
     opts = promotion.check_options(options(args, tracking))  # bad input fails before network or git
     sweep_scratch()
     warn = lambda msg: print(msg, file=sys.stderr)  # noqa: E731 - one line, used twice
-    key = signatures.load_key(args.key)
     verify = signatures.signature_verifier(
-        args.env, key, allow_insecure_loopback=args.allow_insecure_registry, warn=warn
+        args.env, signature_trust(args), allow_insecure_loopback=args.allow_insecure_registry, warn=warn
     )
     repo = Path(args.repo)
     result = promotion.promote(

@@ -24,9 +24,13 @@ def mlflow_options(parser: argparse.ArgumentParser) -> None:
 
 
 def review_options(parser: argparse.ArgumentParser) -> None:
+    from sluice.cli.signing_options import keyless_options
+
     parser.add_argument(
-        "--key", help="cosign public key (default: $SLUICE_COSIGN_PUB); required for production"
+        "--key",
+        help="cosign public key (default: $SLUICE_COSIGN_PUB); production needs it or a keyless identity",
     )
+    keyless_options(parser)
     parser.add_argument(
         "--github-repo",
         metavar="OWNER/NAME",
@@ -84,3 +88,12 @@ def pr_opener(args: argparse.Namespace, repo: Path, remote: str):
         return github.send(request)
 
     return open_pr
+
+
+def signature_trust(args: argparse.Namespace):
+    """Whom the served image's signature must come from: --key / $SLUICE_COSIGN_PUB, or the identity."""
+    from sluice.cli.signing_options import keyless_requested, trust_from_args
+    from sluice.promotion.signatures import KEY_ENV, load_key
+
+    key_pem = None if keyless_requested(args) else load_key(args.key)  # $SLUICE_COSIGN_PUB gives way
+    return trust_from_args(args, key_pem, args.key or f"${KEY_ENV}")

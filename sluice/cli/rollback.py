@@ -6,7 +6,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from sluice.cli.promotion_options import git_options, pr_opener, print_result, review_options, sweep_scratch
+from sluice.cli.promotion_options import (
+    git_options,
+    pr_opener,
+    print_result,
+    review_options,
+    signature_trust,
+    sweep_scratch,
+)
 
 
 def register(subparsers: argparse._SubParsersAction, summary: str) -> None:
@@ -34,9 +41,8 @@ def run_rollback(args: argparse.Namespace) -> int:
     repo = Path(args.repo)
     sweep_scratch()
     warn = lambda msg: print(msg, file=sys.stderr)  # noqa: E731 - one line, used twice
-    key = signatures.load_key(args.key)
     verify = signatures.signature_verifier(
-        args.env, key, allow_insecure_loopback=args.allow_insecure_registry, warn=warn
+        args.env, signature_trust(args), allow_insecure_loopback=args.allow_insecure_registry, warn=warn
     )
     body = args.pr_body or home(args.home).root / "promotions" / f"{args.model}-rollback-production.md"
     result = rollback(

@@ -7,8 +7,10 @@ accepts both, an embedded resource must name its apiVersion and kind, and `metad
 is always an ObjectMeta. `convert()` writes those rules out explicitly so `jsonschema` enforces
 what the real controller would.
 
+The CRD files come from a directory (`--crds DIR`) or from the pinned, sha256-checked files in
+the download cache (`sluice.lint.pins`); either way the index is keyed by file name and content.
 Parsing the upstream CRDs costs over a second (≈10 MB of YAML), so the converted schemas are
-pickled under ~/.cache/sluice, one file per kind and version, keyed by the CRD files' hashes.
+pickled under ~/.cache/sluice/lint, one file per kind and version, keyed by the CRD files' hashes.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import hashlib
 import os
 import pickle
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,7 @@ import yaml
 
 from sluice.atomic import replacing
 from sluice.lint.core_schemas import OBJECT_META_REF
+from sluice.lint.pins import Pin, Resolved
 
 # Bump when convert() changes meaning, so stale caches are not reused.
 CONVERTER_VERSION = "3"
@@ -107,7 +111,7 @@ class CrdKind:
     api_version: str
     kind: str
     served: bool
-    source: str  # CRD file, relative to the CRD directory
+    source: str  # CRD file, relative to the CRD directory (or its pin name)
     cache_name: str
 
 
@@ -148,11 +152,11 @@ def _cache_root() -> Path:
     return Path(base) / "sluice" / "lint"
 
 
-def _fingerprint(directory: Path, files: list[Path]) -> str:
+def _fingerprint(entries: list[tuple[str, str]]) -> str:
+    """One key for (name, sha256) of every CRD file, and the converter that read them."""
     digest = hashlib.sha256(f"converter {CONVERTER_VERSION}\n".encode())
-    for file in files:
-        digest.update(f"{file.relative_to(directory)}\n".encode())
-        digest.update(hashlib.sha256(file.read_bytes()).digest())
+    for name, sha in entries:
+        digest.update(f"{name}\n{sha}\n".encode())
     return digest.hexdigest()[:32]
 
 
@@ -167,11 +171,10 @@ def _expand_lists(docs: list[Any]) -> list[Any]:
     return out
 
 
-def _build(directory: Path, files: list[Path]) -> tuple[CrdIndex, dict[str, dict]]:
+def _build(directory: Path, files: Mapping[str, Path]) -> tuple[CrdIndex, dict[str, dict]]:
     index = CrdIndex(directory)
     schemas: dict[str, dict] = {}
-    for file in files:
-        rel = str(file.relative_to(directory))
+    for rel, file in files.items():
         try:
             docs = list(yaml.load_all(file.read_text(encoding="utf-8"), Loader=_Loader))
         except (yaml.YAMLError, UnicodeDecodeError) as exc:
@@ -203,8 +206,22 @@ def load_crds(directory: Path) -> CrdIndex | None:
     """The CRD index of `directory` (None if it does not exist), from cache when unchanged."""
     if not directory.is_dir():
         return None
-    files = _crd_files(directory)
-    store = _cache_root() / f"crds-{_fingerprint(directory, files)}"
+    files = {str(p.relative_to(directory)): p for p in _crd_files(directory)}
+    shas = {name: hashlib.sha256(path.read_bytes()).hexdigest() for name, path in files.items()}
+    return _load(directory, files, shas)
+
+
+def load_crd_files(base: Path, files: Mapping[str, Path], shas: Mapping[str, str]) -> CrdIndex:
+    """The CRD index of named files whose sha256 is already known (the verified pinned files).
+
+    `base` is where they live, for messages; `shas` must be the files' real digests (the pins
+    they were checked against), so the converted schemas are reused without re-reading the YAML.
+    """
+    return _load(base, dict(files), dict(shas))
+
+
+def _load(directory: Path, files: dict[str, Path], shas: dict[str, str]) -> CrdIndex:
+    store = _cache_root() / f"crds-{_fingerprint(sorted((name, shas[name]) for name in files))}"
     index_file = store / "index.pickle"
     if index_file.is_file():
         try:
@@ -214,7 +231,7 @@ def load_crds(directory: Path) -> CrdIndex | None:
             return cached
         except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
             pass  # rebuild below
-    index, schemas = _build(directory, files)
+    index, schemas = _build(directory, dict(sorted(files.items())))
     index._schemas = schemas
     try:
         store.mkdir(parents=True, exist_ok=True)
@@ -225,3 +242,27 @@ def load_crds(directory: Path) -> CrdIndex | None:
     except OSError:
         pass  # an unwritable cache only costs time
     return index
+
+
+@dataclass(frozen=True)
+class CrdSource:
+    """Where a lint run's CRDs come from: every manifest under a directory, or named verified files."""
+
+    directory: Path  # the directory, or the download cache the pinned files live in
+    files: Mapping[str, Path] | None = None  # pin name -> file; None: read the directory
+    shas: Mapping[str, str] | None = None  # pin name -> the sha256 each file was verified against
+
+    @classmethod
+    def pinned(cls, resolved: Resolved, pins: tuple[Pin, ...]) -> CrdSource:
+        """The CRD manifests among verified pinned files (OpenAPI documents are not CRDs)."""
+        files = resolved.crd_files(pins)
+        return cls(resolved.cache, files, {pin.name: pin.sha256 for pin in pins if pin.name in files})
+
+    @classmethod
+    def of(cls, crds: Path | CrdSource) -> CrdSource:
+        return crds if isinstance(crds, CrdSource) else cls(Path(crds))
+
+    def load(self) -> CrdIndex | None:
+        if self.files is None:
+            return load_crds(self.directory)
+        return load_crd_files(self.directory, self.files, self.shas or {})

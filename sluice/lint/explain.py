@@ -1,8 +1,10 @@
 """`sluice lint --explain`: which schemas and tools judge the repository, and where they came from.
 
 A lint result is only as trustworthy as its schemas, so the provenance is printed, not implied:
-the Kubernetes version and package that supply the built-in schemas, every CRD file with the
-upstream commit its SOURCES.md records, and the two ways to build such a directory yourself.
+the Kubernetes version and package that supply the built-in schemas, every pinned CRD file with
+its upstream repository, commit, URL and whether it is in the cache yet (or, with --crds DIR, each
+file with the commit its SOURCES.md records), and the ways to build a CRD directory yourself.
+Explaining never downloads anything.
 """
 
 from __future__ import annotations
@@ -12,19 +14,11 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from sluice.errors import SluiceError
 from sluice.lint import core_schemas, tekton
-from sluice.lint.crds import load_crds
+from sluice.lint.crds import CrdIndex, CrdSource, load_crds
+from sluice.lint.pins import PINS_SHOWN, Pin, cache_dir, cached, load_pins, resolve
 from sluice.lint.validate import discover_sluice_schemas
-
-# Proposed upstream releases whose CRDs match the commits in ../shared/schemas/crds/SOURCES.md.
-# (Kept in one place so the README and --explain cannot drift apart.)
-PINNED_RELEASES = {
-    "tekton-pipeline": "v1.15.0",
-    "tekton-triggers": "v0.37.0",
-    "argo-cd": "v3.5.0",
-    "kserve": "v0.18.1",
-    "kyverno": "v1.18.2",
-}
 
 FILL_FROM_CLUSTER = """\
   1. From your own cluster (what its API server really enforces):
@@ -41,27 +35,16 @@ FILL_FROM_CLUSTER = """\
        sluice lint --crds crds"""
 
 
-def fill_from_releases() -> str:
-    p = PINNED_RELEASES
-    return f"""\
-  2. From the upstream release manifests at the versions the README pins (sluice lint picks the
-     CustomResourceDefinitions out of a full install manifest and ignores the rest):
-       mkdir -p crds
-       curl -fsSLo crds/tekton-pipeline.yaml \\
-         https://infra.tekton.dev/tekton-releases/pipeline/previous/{p["tekton-pipeline"]}/release.yaml
-       curl -fsSLo crds/tekton-triggers.yaml \\
-         https://infra.tekton.dev/tekton-releases/triggers/previous/{p["tekton-triggers"]}/release.yaml
-       for crd in application applicationset appproject; do
-         curl -fsSLo crds/argo-cd-$crd.yaml \\
-           https://raw.githubusercontent.com/argoproj/argo-cd/{p["argo-cd"]}/manifests/crds/$crd-crd.yaml
-       done
-       for crd in inferenceservices servingruntimes clusterservingruntimes; do
-         curl -fsSLo crds/kserve-$crd.yaml \\
-           https://raw.githubusercontent.com/kserve/kserve/{p["kserve"]}/config/crd/full/serving.kserve.io_$crd.yaml
-       done
-       curl -fsSLo crds/kyverno.yaml \\
-         https://github.com/kyverno/kyverno/releases/download/{p["kyverno"]}/install.yaml
-       sluice lint --crds crds"""
+def fill_from_pins(pins: tuple[Pin, ...]) -> str:
+    """The pinned files as curl commands: a CRD directory (or a mirror) laid out by name."""
+    lines = [
+        "  2. From the pinned upstream files (the same bytes `sluice lint` fetches; check them with",
+        "     `sha256sum`, the digests are in " + PINS_SHOWN + "). The layout is also a mirror:",
+        "     serve the directory over HTTP and set SLUICE_CRD_MIRROR=http://HOST:PORT/ (or --crd-mirror).",
+    ]
+    lines += [f"       curl --create-dirs -fsSLo crds/{pin.name} {pin.url}" for pin in pins]
+    lines.append("       sluice lint --crds crds")
+    return "\n".join(lines)
 
 
 _NO_TEKTON_LINT = "not installed (npm install @ibm/tekton-lint)"
@@ -91,7 +74,41 @@ def _tool_version(command: list[str]) -> str:
     return " ".join(text.splitlines()[:2]) if text else "unknown version"
 
 
-def explain(root: Path, crds_dir: Path, crds_origin: str) -> str:
+def _directory_lines(crds_dir: Path) -> list[str]:
+    index = load_crds(crds_dir)
+    if index is None:
+        return ["  MISSING: custom kinds cannot be validated and are reported as errors (rule crd-missing)."]
+    lines = []
+    sources = _sources(crds_dir)
+    for file, kinds in sorted(index.files.items()):
+        folder = file.split("/")[0] if "/" in file else ""
+        origin = sources.get(folder, "source not recorded (no SOURCES.md row)")
+        lines.append(f"  {file}: {', '.join(sorted(set(kinds)))}")
+        lines.append(f"      from {origin}")
+    lines += [f"  unreadable: {problem}" for problem in index.problems]
+    return lines
+
+
+def _pinned_lines(pins: tuple[Pin, ...]) -> tuple[list[str], CrdIndex | None]:
+    cache = cache_dir()
+    lines = [f"  cache {cache}"]
+    for pin in pins:
+        src = pin.source
+        ref = src.get("tag") or str(src.get("commit", ""))[:12]
+        state = "cached" if cached(pin, cache) else "not cached yet (fetched on the next online run)"
+        what = ", ".join(pin.kinds) + ("" if pin.is_crd else f" ({pin.format} document, not a CRD)")
+        lines.append(f"  {pin.name}: {what}")
+        lines.append(f"      from {src.get('repository')} @ {ref} ({src.get('commit')}) {src.get('path')}")
+        lines.append(f"      {pin.url}  sha256 {pin.sha256}  {state}")
+    try:
+        index = CrdSource.pinned(resolve(pins, offline=True, cache=cache), pins).load()
+    except SluiceError:
+        index = None
+    return lines, index
+
+
+def explain(root: Path, crds_dir: Path | None, crds_origin: str) -> str:
+    """The report; `crds_dir` None means the pinned schemas."""
     lines = ["sluice lint: where the schemas come from", ""]
     lines += [
         f"Kubernetes built-in kinds: Kubernetes {core_schemas.KUBERNETES_VERSION} strict schemas from "
@@ -100,22 +117,16 @@ def explain(root: Path, crds_dir: Path, crds_origin: str) -> str:
         f"  ({len(core_schemas.core_kinds())} apiVersion/kind pairs; unknown fields rejected like "
         "kubectl --validate=strict)",
         "",
-        f"Custom resources: CRD directory {crds_dir} ({crds_origin})",
     ]
-    index = load_crds(crds_dir)
-    if index is None:
-        lines.append(
-            "  MISSING: custom kinds cannot be validated and are reported as errors (rule crd-missing)."
-        )
+    pins = load_pins()
+    if crds_dir is None:
+        lines.append(f"Custom resources: {crds_origin}")
+        pinned, index = _pinned_lines(pins)
+        lines += pinned
+        lines += [f"  unreadable: {problem}" for problem in (index.problems if index else [])]
     else:
-        sources = _sources(crds_dir)
-        for file, kinds in sorted(index.files.items()):
-            folder = file.split("/")[0] if "/" in file else ""
-            origin = sources.get(folder, "source not recorded (no SOURCES.md row)")
-            lines.append(f"  {file}: {', '.join(sorted(set(kinds)))}")
-            lines.append(f"      from {origin}")
-        for problem in index.problems:
-            lines.append(f"  unreadable: {problem}")
+        lines.append(f"Custom resources: CRD directory {crds_dir} ({crds_origin})")
+        lines += _directory_lines(crds_dir)
     lines += [
         "  Kubernetes semantics applied: x-kubernetes-preserve-unknown-fields, x-kubernetes-int-or-string,",
         "  x-kubernetes-embedded-resource, additionalProperties: false where properties are listed, root",
@@ -140,7 +151,7 @@ def explain(root: Path, crds_dir: Path, crds_origin: str) -> str:
         "",
         "Filling a CRD directory yourself (pass it with --crds DIR or SLUICE_CRDS_DIR):",
         FILL_FROM_CLUSTER,
-        fill_from_releases(),
+        fill_from_pins(pins),
         "  Add any other CRD manifest the same way; every *.yaml under the directory is read.",
     ]
     return "\n".join(lines)

@@ -7,7 +7,13 @@ often half-way through an eight-hour delivery. This module resolves every such r
 the resources it is given and reports each broken one as a `Problem`.
 
 Input is what the lint engine already has: `(repo-relative path, 1-based line of the document,
-parsed object)` per YAML document. Non-Tekton documents are ignored.
+parsed object)` per YAML document. Non-Tekton documents are ignored. The step rules (every step image
+pinned or built in the same run, nothing installed at run time) live in `tekton_steps` and report
+through here.
+
+TriggerBindings that a cluster's operator creates (a value only the cluster knows, such as a pinned
+image digest) are declared on the EventListener that references them, with the params each supplies:
+`metadata.annotations["sluice.dev/cluster-trigger-bindings"]: "name=param|param, other=param"`.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sluice.lint.problems import Problem
+from sluice.lint.tekton_steps import check_step_images
 
 Resource = tuple[str, int, dict]
 
@@ -33,6 +40,7 @@ RULE_RESULT_REF = "tekton-result-ref"
 RULE_UNDECLARED_RESULT = "tekton-undeclared-result"
 RULE_TASK_NAME = "tekton-pipeline-task-ref"
 RULE_TRIGGER_REF = "tekton-trigger-ref"
+CLUSTER_BINDINGS_ANNOTATION = "sluice.dev/cluster-trigger-bindings"
 
 # $(params.name) $(params.name[*]) $(params.name[0]) $(params.name.key) $(params["name"]) $(params['a.b'])
 _PARAMS = re.compile(r"\$\(params(?:\.([A-Za-z0-9_-]+)|\[\s*['\"]([^'\"]+)['\"]\s*\])")
@@ -266,8 +274,20 @@ def _check_trigger_template(obj: dict, index: _Index) -> Iterator[Finding]:
             yield from _check_pipeline_run(resource, index, f"{where} PipelineRun")
 
 
+def _cluster_bindings(obj: dict) -> dict[str, set[str]]:
+    """Bindings declared as created by the cluster's operator: name -> the params they supply."""
+    meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    text = (meta.get("annotations") or {}).get(CLUSTER_BINDINGS_ANNOTATION, "")
+    found: dict[str, set[str]] = {}
+    for entry in filter(None, (part.strip() for part in str(text).split(","))):
+        name, _, params = entry.partition("=")
+        found[name.strip()] = {p.strip() for p in params.split("|") if p.strip()}
+    return found
+
+
 def _check_event_listener(obj: dict, index: _Index) -> Iterator[Finding]:
     """Bindings and templates exist, and the bindings supply every template param without a default."""
+    cluster_bindings = _cluster_bindings(obj)
     for trigger in _list(_spec(obj).get("triggers")):
         label = f"EventListener {_name(obj)} trigger {trigger.get('name', '<unnamed>')}"
         supplied: set[str] = set()
@@ -277,6 +297,8 @@ def _check_event_listener(obj: dict, index: _Index) -> Iterator[Finding]:
                 supplied.add(str(binding.get("name")))  # an inline binding: name + value
             elif binding.get("kind", "TriggerBinding") != "TriggerBinding":
                 supplied = {"*"}  # a ClusterTriggerBinding lives outside the repository
+            elif ref in cluster_bindings and ref not in index.bindings:
+                supplied |= cluster_bindings[ref]
             elif ref not in index.bindings:
                 yield RULE_TRIGGER_REF, f"{label} references TriggerBinding {ref!r}, which is not defined"
             else:
@@ -315,4 +337,5 @@ def check_tekton_refs(resources: list[Resource]) -> list[Problem]:
         if _is_tekton(obj)
         for rule, message in _findings(obj, index)
     }
+    problems |= {Problem(*finding) for finding in check_step_images(resources)}
     return sorted(problems)

@@ -3,6 +3,10 @@
 The registry's tags say what the gate concluded, but tags are editable metadata: promotion trusts
 the evidence file only when the sha256 of the downloaded bytes equals the digest the gate recorded
 (tag `tags.EVIDENCE_SHA256`), and the document itself says `passed: true` for this model.
+
+Which file: the one the version's `tags.EVIDENCE_ARTIFACT` names (`evidence/<attempt>/...json`
+since every gate attempt has its own folder); versions tagged before that have no such tag or
+name `evidence/model-evidence.json`, and are verified there, by digest, as before.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from sluice import tags
 from sluice.errors import Refused, SluiceError
 
 EVIDENCE_DIR = "evidence"
-EVIDENCE_FILE = "evidence/model-evidence.json"
+EVIDENCE_FILE = "evidence/model-evidence.json"  # the one evidence file of versions gated before attempts
 DEFAULT_ARTIFACT_ROOT = "s3://mlflow-artifacts"  # the bucket apps/mlflow's server writes to
 REMOTE_SCHEMES = ("s3", "gs", "gcs", "hdfs", "webhdfs", "https", "http", "pvc", "oci", "abfs", "abfss", "hf")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -92,60 +96,8 @@ def storage_uri(raw: str, artifact_root: str = DEFAULT_ARTIFACT_ROOT, allow_loca
     raise SluiceError(f"model artifacts at {raw}: unsupported URI scheme {parsed.scheme!r} for KServe")
 
 
-def load_candidate(
-    client,
-    model: str,
-    version: str,
-    download_dir: Path,
-    artifact_root: str = DEFAULT_ARTIFACT_ROOT,
-    allow_local_uri: bool = False,
-) -> Candidate:
-    """The version's immutable URI and verified passing evidence. Refused (exit 1) when the
-    evidence says no or cannot be trusted; SluiceError (exit 2) when MLflow cannot tell."""
-    what = f"model {model} version {version}"
-    mlflow_call(f"registered model {model}", client.get_registered_model, model)
-    mv = mlflow_call(what, client.get_model_version, model, version)
-    found = dict(mv.tags or {})
-    recorded = _recorded_digest(what, found)
-    if not mv.run_id:
-        raise Refused(f"{what} has no run: its evidence artifacts cannot be found")
-    files = mlflow_call(f"artifacts of run {mv.run_id}", client.list_artifacts, mv.run_id, EVIDENCE_DIR)
-    names = {f.path for f in files if not f.is_dir}
-    if EVIDENCE_FILE not in names:
-        raise Refused(f"{what}: evidence artifact {EVIDENCE_FILE} missing from run {mv.run_id}")
-    target = download_dir / f"{model}-v{version}"
-    target.mkdir(parents=True, exist_ok=True)
-    local = Path(
-        mlflow_call("evidence download", client.download_artifacts, mv.run_id, EVIDENCE_FILE, str(target))
-    )
-    evidence, actual = _verified_evidence(what, local, recorded, model, version)
-    report_artifact, report_path = EVIDENCE_FILE, local
-    html = sorted(n for n in names if n.endswith(".html"))
-    if html:  # the human report, when the gate wrote one
-        report_artifact = html[0]
-        report_path = Path(
-            mlflow_call("report download", client.download_artifacts, mv.run_id, html[0], str(target))
-        )
-    run = mlflow_call(f"run {mv.run_id}", client.get_run, mv.run_id)
-    raw = mlflow_call(f"{what} download URI", client.get_model_version_download_uri, model, version)
-    return Candidate(
-        model=model,
-        version=str(version),
-        run_id=mv.run_id,
-        experiment_id=str(run.info.experiment_id),
-        model_uri=storage_uri(raw, artifact_root, allow_local_uri),
-        evidence=evidence,
-        evidence_sha256=actual,
-        evidence_path=local,
-        report_path=report_path,
-        report_artifact=report_artifact,
-        data_sha256=found.get(tags.DATA_SHA256),
-        tags=found,
-    )
-
-
-def _recorded_digest(what: str, found: dict[str, str]) -> str:
-    """The evidence digest the gate recorded, once the tags say the gate passed."""
+def _recorded_digest(what: str, found: dict[str, str], run_id: str | None) -> str:
+    """The digest a passing gate recorded on the version, or why there is none to trust."""
     passed, digest_tag = tags.EVIDENCE_PASSED, tags.EVIDENCE_SHA256
     if passed not in found:
         raise Refused(f"{what} has no gate evidence (tag {passed} missing): run the model gate first")
@@ -154,13 +106,13 @@ def _recorded_digest(what: str, found: dict[str, str]) -> str:
     recorded = (found.get(digest_tag) or "").strip().lower()
     if not _HEX64.match(recorded):
         raise Refused(f"{what} has no valid evidence digest (tag {digest_tag} missing or malformed)")
+    if not run_id:
+        raise Refused(f"{what} has no run: its evidence artifacts cannot be found")
     return recorded
 
 
-def _verified_evidence(what: str, local: Path, recorded: str, model: str, version: str) -> tuple[dict, str]:
-    """The downloaded evidence document, once its bytes hash to the recorded digest and it says
-    it passed for this model and version; with its sha256."""
-    data = local.read_bytes()
+def _check_document(what: str, data: bytes, recorded: str, model: str, version: str) -> dict:
+    """The evidence bytes must be the recorded digest's, say passed, and be about this version."""
     actual = hashlib.sha256(data).hexdigest()
     if actual != recorded:
         raise Refused(
@@ -180,7 +132,72 @@ def _verified_evidence(what: str, local: Path, recorded: str, model: str, versio
         raise Refused(f"{what}: evidence is about model {subject.get('model')!r}")
     if subject.get("version") not in (None, "", version, int(version)):
         raise Refused(f"{what}: evidence is about version {subject.get('version')!r}")
-    return evidence, actual
+    return evidence
+
+
+def load_candidate(
+    client,
+    model: str,
+    version: str,
+    download_dir: Path,
+    artifact_root: str = DEFAULT_ARTIFACT_ROOT,
+    allow_local_uri: bool = False,
+) -> Candidate:
+    """The version's immutable URI and verified passing evidence. Refused (exit 1) when the
+    evidence says no or cannot be trusted; SluiceError (exit 2) when MLflow cannot tell."""
+    what = f"model {model} version {version}"
+    mlflow_call(f"registered model {model}", client.get_registered_model, model)
+    mv = mlflow_call(what, client.get_model_version, model, version)
+    found = dict(mv.tags or {})
+    recorded = _recorded_digest(what, found, mv.run_id)
+    artifact = evidence_artifact(what, found)
+    files = mlflow_call(
+        f"artifacts of run {mv.run_id}", client.list_artifacts, mv.run_id, artifact.rsplit("/", 1)[0]
+    )
+    names = {f.path for f in files if not f.is_dir}
+    if artifact not in names:
+        raise Refused(f"{what}: evidence artifact {artifact} missing from run {mv.run_id}")
+    target = download_dir / f"{model}-v{version}"
+    target.mkdir(parents=True, exist_ok=True)
+    local = Path(
+        mlflow_call("evidence download", client.download_artifacts, mv.run_id, artifact, str(target))
+    )
+    evidence = _check_document(what, local.read_bytes(), recorded, model, version)
+    beside = artifact.removesuffix(".json") + ".html"
+    html = [beside] if beside in names else sorted(n for n in names if n.endswith(".html"))
+    report_artifact, report_path = artifact, local
+    if html:
+        report_artifact = html[0]
+        report_path = Path(
+            mlflow_call("report download", client.download_artifacts, mv.run_id, html[0], str(target))
+        )
+    run = mlflow_call(f"run {mv.run_id}", client.get_run, mv.run_id)
+    raw = mlflow_call(f"{what} download URI", client.get_model_version_download_uri, model, version)
+    return Candidate(
+        model=model,
+        version=str(version),
+        run_id=mv.run_id,
+        experiment_id=str(run.info.experiment_id),
+        model_uri=storage_uri(raw, artifact_root, allow_local_uri),
+        evidence=evidence,
+        evidence_sha256=recorded,
+        evidence_path=local,
+        report_path=report_path,
+        report_artifact=report_artifact,
+        data_sha256=found.get(tags.DATA_SHA256),
+        tags=found,
+    )
+
+
+def evidence_artifact(what: str, version_tags: dict[str, str]) -> str:
+    """The evidence JSON a version cites, inside its run's `evidence/` folder (never outside it)."""
+    artifact = (version_tags.get(tags.EVIDENCE_ARTIFACT) or EVIDENCE_FILE).strip()
+    parts = artifact.split("/")
+    if parts[0] != EVIDENCE_DIR or not artifact.endswith(".json") or {"", ".", ".."} & set(parts):
+        raise Refused(
+            f"{what}: tag {tags.EVIDENCE_ARTIFACT}={artifact!r} is not an evidence/….json path"
+        )
+    return artifact
 
 
 def ui_links(ui_url: str | None, candidate: Candidate) -> tuple[str | None, str | None]:

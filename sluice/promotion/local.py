@@ -34,7 +34,7 @@ from sluice.promotion.hooks import checkpoint
 from sluice.promotion.promote import UI_ENV, PromoteOptions, check_options, unchanged_result
 from sluice.promotion.push import branch_holds, record_applied
 from sluice.promotion.result import PromotionResult
-from sluice.promotion.signatures import load_key, signature_verifier
+from sluice.promotion.signatures import key_trust, load_key, signature_verifier
 
 ENV = "staging"
 
@@ -156,7 +156,7 @@ def promote_to_local_branch(
     cand = load_candidate(client_for(uri), opts.model, opts.version, evidence_dir, allow_local_uri=True)
     branch = promotion_branch(opts.model, f"{opts.env}-v{opts.version}")
     result = unchanged_result(opts, cand, branch)
-    verify = signature_verifier(opts.env, key_pem, warn=warn)
+    verify = signature_verifier(opts.env, key_trust(key_pem), warn=warn)
     make = overlay_text_maker(opts, cand)
     message = message_maker(opts, cand)
     with clone_commit(repo, head) as co:

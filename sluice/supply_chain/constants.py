@@ -46,3 +46,13 @@ DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+jso
 DOCKER_MANIFEST_V1_SIGNED = "application/vnd.docker.distribution.manifest.v1+prettyjws"
 IMAGE_MANIFEST_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST_V2)
 ACCEPTED_MANIFEST_TYPES = (OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST_V2, DOCKER_MANIFEST_LIST)
+
+# Bounds on what a registry may make a verifier read (an attacker who can push tags controls the
+# .sig/.att images). MAX_ATTACHMENT_LAYERS is cosign's maxLayers (pkg/oci/remote/signatures.go):
+# more layers than that and the attachment image is refused as a whole, before any blob is read.
+# One layer is read into memory at a time, at most ATTACHMENT_LAYER_LIMIT bytes (cosign allows 128
+# MiB, COSIGN_MAX_ATTACHMENT_SIZE; a signature payload is ~300 bytes and gate evidence a few KiB),
+# and at most READ_BUDGET_BYTES per attachment image in total.
+MAX_ATTACHMENT_LAYERS = 1000
+ATTACHMENT_LAYER_LIMIT = 16 * 1024 * 1024
+READ_BUDGET_BYTES = 64 * 1024 * 1024

@@ -3,7 +3,8 @@
 `skopeo copy --dest dir:PATH` (or the containers/image fixtures) stores `manifest.json` and, for
 cosign signatures, files `signature-N`: the bytes `\\x00sigstore-json\\n` followed by JSON
 `{"mimeType", "payload": base64, "annotations"}` whose annotations are the `.sig` layer's. The
-verdicts are the registry path's (`verify.verify_signature_layer`), so fixtures exercise the same code.
+verdicts are the registry path's (`layers.verify_signature_layer`), so fixtures exercise the same
+code. The files are the user's own copy, so every signature is checked, none is skipped unread.
 """
 
 from __future__ import annotations
@@ -15,13 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from sluice.errors import SluiceError
-from sluice.supply_chain import keys
-from sluice.supply_chain.verify import (
-    LayerRejected,
-    VerificationError,
-    manifest_digest,
-    verify_signature_layer,
-)
+from sluice.supply_chain.layers import verify_signature_layer
+from sluice.supply_chain.trust import Trust
+from sluice.supply_chain.verdicts import LayerRejected, VerificationError
+from sluice.supply_chain.verify import manifest_digest
 
 SIGSTORE_JSON_PREFIX = b"\x00sigstore-json\n"
 
@@ -43,19 +41,11 @@ def read_sigstore_signature(path: Path) -> tuple[str, bytes, dict[str, str]]:
     return mime, payload, annotations
 
 
-def verify_dir_image(
-    path: str | Path,
-    public_key_pem: bytes,
-    *,
-    ed25519_mode: keys.Ed25519Mode = "ph",
-    rekor_public_key_pem: bytes | None = None,
-) -> dict[str, Any]:
+def verify_dir_image(path: str | Path, trust: Trust) -> dict[str, Any]:
     """At least one signature-N must verify for manifest.json; same rules as `verify.verify_image`."""
     root = Path(path)
     if not root.is_dir():
         raise SluiceError(f"not a directory: {root}")
-    public_key = keys.load_public_key(public_key_pem)
-    rekor_key = keys.load_public_key(rekor_public_key_pem) if rekor_public_key_pem else None
     manifest = root / "manifest.json"
     if not manifest.is_file():
         raise VerificationError(
@@ -73,10 +63,8 @@ def verify_dir_image(
                 media_type=mime,
                 payload=payload,
                 annotations=annotations,
-                public_key=public_key,
+                trust=trust,
                 image_digest=digest,
-                ed25519_mode=ed25519_mode,
-                rekor_key=rekor_key,
             )
         except LayerRejected as exc:
             skipped.append(f"{sig.name}: {exc}")
@@ -86,7 +74,7 @@ def verify_dir_image(
         raise VerificationError(f"no valid signature for {root.name} ({digest}): {'; '.join(skipped)}")
     return {
         "digest": digest,
-        "key": keys.key_fingerprint(public_key),
+        "signer": trust.describe(),
         "signatures": verified,
         "skipped": skipped,
     }

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sluice.supply_chain.constants import IN_TOTO_PAYLOAD_TYPE, IN_TOTO_STATEMENT_V01, IN_TOTO_STATEMENT_V1
+from sluice.supply_chain.gojson import go_dumps, sorted_maps
 from sluice.supply_chain.payload import PayloadError, strict_json
 
 
@@ -76,14 +77,18 @@ def parse_envelope(data: bytes) -> Envelope:
 
 
 def build_statement(subject_name: str, sha256_hex: str, predicate_type: str, predicate: Any) -> bytes:
-    """An in-toto v0.1 statement, the version `cosign attest` (tag-based) writes and Kyverno reads."""
+    """An in-toto v0.1 statement, the version `cosign attest` (tag-based) writes and Kyverno reads.
+
+    Marshalled like in-toto-golang's struct (`_type`, `predicateType`, `subject`, `predicate`), the
+    predicate being a parsed JSON file, i.e. a Go map with sorted keys.
+    """
     doc = {
         "_type": IN_TOTO_STATEMENT_V01,
         "predicateType": predicate_type,
         "subject": [{"name": subject_name, "digest": {"sha256": sha256_hex}}],
-        "predicate": predicate,
+        "predicate": sorted_maps(predicate),
     }
-    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+    return go_dumps(doc)
 
 
 def check_statement(

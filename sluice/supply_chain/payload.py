@@ -1,7 +1,8 @@
 """The cosign "simple signing" payload: the bytes a tag-based image signature signs.
 
-Byte layout follows sigstore/sigstore pkg/signature/payload (Go's json.Marshal of the struct, so
-`critical` then `optional`, no spaces). Parsing is strict on purpose: exact lowercase keys, no
+Byte layout follows sigstore/sigstore pkg/signature/payload: Go's json.Marshal of the struct
+(`critical` then `optional`, no spaces), `optional` being a Go map (keys sorted, at every level),
+and Go's escaping of `<`, `>` and `&`. Parsing is strict on purpose: exact lowercase keys, no
 duplicate keys, the right `critical.type`, so that two parsers can never disagree on what was signed.
 """
 
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sluice.supply_chain.constants import SIGNATURE_TYPE
+from sluice.supply_chain.gojson import go_dumps
 from sluice.supply_chain.refs import DIGEST_RE
 
 
@@ -29,6 +31,8 @@ class SimpleSigning:
 def build_payload(
     docker_reference: str, manifest_digest: str, optional: dict[str, Any] | None = None
 ) -> bytes:
+    """The payload cosign signs; the struct's field order happens to be alphabetical, so sorting
+    every level gives both the struct order and the map order."""
     doc = {
         "critical": {
             "identity": {"docker-reference": docker_reference},
@@ -37,7 +41,7 @@ def build_payload(
         },
         "optional": optional,
     }
-    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+    return go_dumps(doc, sort_keys=True)
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

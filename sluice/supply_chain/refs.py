@@ -15,6 +15,7 @@ _REPO_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
 _TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_API = "registry-1.docker.io"
+DOCKER_HUB_REFERENCE = "index.docker.io"  # go-containerregistry's name.DefaultRegistry
 
 
 @dataclass(frozen=True)
@@ -31,8 +32,20 @@ class ImageRef:
 
     @property
     def name(self) -> str:
-        """registry/repository: what cosign writes as critical.identity.docker-reference."""
+        """registry/repository as written (docker.io for Docker Hub): what users and logs read."""
         return f"{self.registry}/{self.repository}"
+
+    @property
+    def docker_reference(self) -> str:
+        """What cosign writes as critical.identity.docker-reference and the in-toto subject name.
+
+        go-containerregistry's Repository.Name(): Docker Hub is `index.docker.io` (cosign writes
+        `index.docker.io/library/busybox`), every other registry as written. One divergence: a
+        reference spelled `registry-1.docker.io/...` is Docker Hub here, while go-containerregistry
+        keeps that host name.
+        """
+        registry = DOCKER_HUB_REFERENCE if self.registry == DOCKER_HUB else self.registry
+        return f"{registry}/{self.repository}"
 
     def __str__(self) -> str:
         text = self.name

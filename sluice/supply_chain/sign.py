@@ -2,30 +2,31 @@
 
 For the laptop loop and the tests; Tekton runs the real cosign CLI. Like `cosign sign` and
 `cosign attest` (without `--replace`), a new layer is appended to whatever the tag already holds,
-so several signers and several gate runs can coexist. The read-modify-write of the tag is not
-atomic, exactly as with cosign: do not sign one digest from two places at once.
+so several signers and several gate runs can coexist. The bytes pushed (payload, config blob,
+manifest) are cosign v2's for the same payload and signature (sluice.supply_chain.attachments).
+The read-modify-write of the tag is not atomic, exactly as with cosign: do not sign one digest
+from two places at once.
 """
 
 from __future__ import annotations
 
 import base64
-import json
 from typing import Any
 
 from sluice.errors import SluiceError
-from sluice.supply_chain import dsse, keys
+from sluice.supply_chain import attachments, dsse, keys
 from sluice.supply_chain.constants import (
     ATTESTATION_TAG_SUFFIX,
     DSSE_MEDIA_TYPE,
     IMAGE_MANIFEST_TYPES,
-    OCI_CONFIG,
+    MAX_ATTACHMENT_LAYERS,
     OCI_MANIFEST,
     PREDICATE_TYPE_ANNOTATION,
     SIGNATURE_ANNOTATION,
     SIGNATURE_TAG_SUFFIX,
     SIMPLE_SIGNING_MEDIA_TYPE,
 )
-from sluice.supply_chain.oci import RegistryClient, sha256_digest
+from sluice.supply_chain.oci import MANIFEST_LIMIT, Manifest, RegistryClient, sha256_digest
 from sluice.supply_chain.payload import build_payload
 from sluice.supply_chain.refs import ImageRef, attachment_tag, parse_image_ref
 
@@ -43,42 +44,50 @@ def _require_image(client: RegistryClient, ref: ImageRef) -> str:
     return digest
 
 
-def _append_layer(
+def _existing(
+    client: RegistryClient, ref: ImageRef, tag: str
+) -> tuple[Manifest, dict[str, Any], bytes] | None:
+    """The attachment image at `tag` (manifest, parsed, config blob), or None when there is none yet."""
+    existing = client.get_manifest(ref.repository, tag)
+    if existing is None:
+        return None
+    if existing.media_type not in IMAGE_MANIFEST_TYPES:
+        raise SluiceError(
+            f"{ref.name}:{tag} holds a {existing.media_type} manifest; refusing to overwrite it"
+        )
+    doc = existing.json()
+    layers = doc.get("layers") or []
+    if len(layers) >= MAX_ATTACHMENT_LAYERS:
+        raise SluiceError(
+            f"{ref.name}:{tag} already holds {len(layers)} layers, the most cosign reads "
+            f"({MAX_ATTACHMENT_LAYERS}); remove old signatures before adding one"
+        )
+    config_digest = str((doc.get("config") or {}).get("digest", ""))
+    config = client.get_blob(ref.repository, config_digest, limit=MANIFEST_LIMIT)
+    if config is None:
+        raise SluiceError(f"{ref.name}:{tag} names config blob {config_digest}, which the registry lacks")
+    return existing, doc, config
+
+
+def append_attachment(
     client: RegistryClient, ref: ImageRef, tag: str, blob: bytes, media_type: str, annotations: dict[str, str]
 ) -> str:
-    """Add one layer to the attachment image at `tag` (creating it), push, return the manifest digest."""
-    existing = client.get_manifest(ref.repository, tag)
-    layers: list[dict[str, Any]] = []
-    if existing is not None:
-        if existing.media_type not in IMAGE_MANIFEST_TYPES:
-            raise SluiceError(
-                f"{ref.name}:{tag} holds a {existing.media_type} manifest; refusing to overwrite it"
-            )
-        layers = list(existing.json().get("layers") or [])
-    digest = client.put_blob(ref.repository, blob)
-    layer = {"mediaType": media_type, "size": len(blob), "digest": digest, "annotations": annotations}
-    if layer not in layers:
-        layers.append(layer)
-    config = json.dumps(
-        {
-            "architecture": "",
-            "os": "",
-            "config": {},
-            "rootfs": {"type": "layers", "diff_ids": [entry["digest"] for entry in layers]},
-        },
-        separators=(",", ":"),
-    ).encode()
-    config_digest = client.put_blob(ref.repository, config)
-    manifest = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": OCI_CONFIG, "size": len(config), "digest": config_digest},
-            "layers": layers,
-        },
-        separators=(",", ":"),
-    ).encode()
-    return client.put_manifest(ref.repository, tag, manifest, OCI_MANIFEST)
+    """Add one layer to the attachment image at `tag` (creating it), push, return the manifest digest.
+
+    The same layer (blob and annotations) twice is kept once, like cosign's duplicate detector.
+    """
+    found = _existing(client, ref, tag)
+    existing, manifest, config = found if found else (None, None, None)
+    layer = attachments.descriptor(media_type, blob, annotations)
+    if existing is not None and layer in (manifest.get("layers") or []):
+        return existing.digest
+    client.put_blob(ref.repository, blob)
+    try:
+        body, config_blob = attachments.append_layers(manifest, config, [layer])
+    except ValueError as exc:
+        raise SluiceError(f"{ref.name}:{tag}: {exc}") from exc
+    client.put_blob(ref.repository, config_blob)
+    return client.put_manifest(ref.repository, tag, body, (manifest or {}).get("mediaType") or OCI_MANIFEST)
 
 
 def sign_image(
@@ -93,10 +102,10 @@ def sign_image(
     ref = parse_image_ref(image_ref)
     client = _client(ref, docker_config, allow_insecure_loopback)
     digest = _require_image(client, ref)
-    payload = build_payload(ref.name, digest, optional)
+    payload = build_payload(ref.docker_reference, digest, optional)
     signature = keys.sign_bytes(private_key, payload, ed25519_mode)
     tag = attachment_tag(digest, SIGNATURE_TAG_SUFFIX)
-    manifest = _append_layer(
+    manifest = append_attachment(
         client,
         ref,
         tag,
@@ -121,10 +130,10 @@ def attest_image(
     ref = parse_image_ref(image_ref)
     client = _client(ref, docker_config, allow_insecure_loopback)
     digest = _require_image(client, ref)
-    statement = dsse.build_statement(ref.name, digest.split(":", 1)[1], predicate_type, predicate)
+    statement = dsse.build_statement(ref.docker_reference, digest.split(":", 1)[1], predicate_type, predicate)
     envelope = dsse.build_envelope(statement, lambda data: keys.sign_bytes(private_key, data, ed25519_mode))
     tag = attachment_tag(digest, ATTESTATION_TAG_SUFFIX)
-    manifest = _append_layer(
+    manifest = append_attachment(
         client,
         ref,
         tag,

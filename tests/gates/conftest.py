@@ -166,7 +166,11 @@ def run_gate(tmp_path: Path, contract_path: Path, policy_file: Callable[..., Pat
     return run
 
 
-def check(evidence: dict, name: str) -> dict:
-    matches = [c for c in evidence["checks"] if c["name"] == name]
-    assert len(matches) == 1, f"expected one check {name}, found {[c['name'] for c in evidence['checks']]}"
+def check(evidence: dict, name: str, column: str | None = None) -> dict:
+    """The one check called `name` (about `column`, when given)."""
+    matches = [
+        c for c in evidence["checks"] if c["name"] == name and (column is None or c.get("column") == column)
+    ]
+    found = [(c["name"], c.get("column")) for c in evidence["checks"]]
+    assert len(matches) == 1, f"expected one check {name} {column or ''}, found {found}"
     return matches[0]

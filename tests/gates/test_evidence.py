@@ -75,8 +75,8 @@ def test_validate_refuses_a_document_whose_verdict_field_is_missing(data_evidenc
 def test_markdown_is_a_readable_pr_body(data_evidence):
     text = to_markdown(data_evidence)
     assert text.startswith("## Data gate FAILED — gate-test")
-    assert "### Failed checks" in text and "`contract.categories`" in text
-    assert "### Advisory findings" in text and "`drift.income.ks`" in text
+    assert "### Blocking failures (1)" in text and "`contract.categories`" in text
+    assert "### Advisory findings (3)" in text and "`drift.ks[income]`" in text
     assert data_evidence["subject"]["data_sha256"] in text
     table_rows = [ln for ln in text.splitlines() if ln.startswith("| `contract.categories`")]
     assert table_rows and all(ln.count(" | ") == 4 for ln in table_rows)  # pipes inside cells are escaped

@@ -1,13 +1,15 @@
-"""The latency load generator against real HTTP servers on loopback.
+"""The latency load generator and its host-noise meters against real HTTP servers on loopback.
 
 The subject here is the load generator, so the server under test is a small real HTTP/1.1
 server (keep-alive, one thread per connection) whose work is serialized behind one lock, like a
 single model worker, and takes a set time per request. It records when each request arrived.
-Its per-request sleep is the simulated service time of the server, not synchronisation.
+Its per-request sleep is the simulated service time of the server, not synchronisation. The
+verdict logic (pass / too slow / inconclusive) is in tests/gates/test_latency_verdict.py.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -17,7 +19,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gates.checks.latency import ServeError, drive, latency_checks, measure_latency, model_server, summarize
+from gates.checks.latency import latency_checks, measure_latency, summarize
+from gates.checks.loadgen import HiccupMeter, drive
+from gates.checks.server import ServeError, model_server
 from gates.gate_policy import load_policy
 from sluice.errors import SluiceError
 from tests.gates.conftest import write_yaml
@@ -30,7 +34,10 @@ POLICY = {
     "warmup_requests": 0,
     "saturation_requests": 0,
     "workers": 1,
-    "server": "sluice",
+    "max_hiccup_p99_ms": 10,
+    "max_send_lag_p99_ms": 10,
+    "attempts": 1,
+    "attempt_pause_s": 0,
 }
 
 
@@ -95,18 +102,20 @@ def _run(server: OneWorkerServer, n: int, rate: float | None, concurrency: int =
 
 def test_open_loop_sends_at_the_offered_rate_not_as_fast_as_the_server_answers(one_worker_server):
     server = one_worker_server(0.0)
-    n, rate = 25, 50.0
+    n, rate = 50, 25.0
+    started = time.perf_counter()
     run = _run(server, n, rate)
     assert not run["errors"] and len(server.arrivals) == n
-    # request i is never sent before t0 + i / rate: the arrivals span at least (n - 1) / rate
-    span = max(server.arrivals) - min(server.arrivals)
-    assert span >= (n - 1) / rate - 0.005, f"arrivals spanned {span:.3f} s, paced load needs >= 0.48 s"
+    # request i is never sent before t0 + i / rate, and t0 is after `started`: the last arrival is
+    # at least (n - 1) / rate after it (a late first arrival, e.g. a slow connect, cannot hide this)
+    last = max(server.arrivals) - started
+    assert last >= (n - 1) / rate, f"last request arrived {last:.3f} s in; paced load needs >= 1.96 s"
     # ...and cannot be answered faster than offered: n / ((n - 1) / rate) is the ceiling
     assert run["rate_rps"] <= n / ((n - 1) / rate) + 1e-9
     # the same server, driven closed-loop, answers the same requests much faster than that
     server.arrivals.clear()
     closed = _run(server, n, None)
-    assert max(server.arrivals) - min(server.arrivals) < span / 2 and closed["rate_rps"] > 2 * rate
+    assert max(server.arrivals) - min(server.arrivals) < last / 2 and closed["rate_rps"] > 2 * rate
 
 
 def test_queueing_behind_a_slow_server_is_charged_to_latency_and_the_rate_check_fails(one_worker_server):
@@ -123,6 +132,10 @@ def test_queueing_behind_a_slow_server_is_charged_to_latency_and_the_rate_check_
     # requests waited for a free connection: the generator's send lag shows the queue
     assert np.nanmax(run["send_lag_ms"]) > 100
     assert run["rate_rps"] <= 1 / service_s + 1e-9
+
+    # ...and that queue is the server's, not the host's: the generator's OWN lag leaves it out
+    own = run["own_lag_ms"][~np.isnan(run["own_lag_ms"])]
+    assert own.size < n and (own.size == 0 or own.max() < np.nanmax(run["send_lag_ms"]))
 
     policy = {**POLICY, "rate_rps": rate, "requests": n}
     checks = {c["name"]: c for c in latency_checks(summarize(run, policy), policy)}
@@ -155,11 +168,42 @@ def test_a_dead_port_is_counted_as_errors_not_raised(one_worker_server):
     assert run["errors"] == ["ConnectionRefusedError"] * 4
 
 
+def test_a_dead_server_ends_the_run_early(one_worker_server):
+    server = one_worker_server(0.0)
+    port = server.server_address[1]
+    server.shutdown()
+    server.server_close()
+    run = drive(port, [None], [b"{}"] * 400, 40.0, alive=lambda: False)  # 10 s of load if not stopped
+    assert run["aborted"] and len(run["errors"]) == 1 and run["wall_s"] < 5
+
+
+def test_the_hiccup_meter_sees_a_stall_of_its_own_process():
+    """Holding the GIL for 60 ms (a switch interval longer than that) stalls every other thread of
+    this process, as a busy host would: the meter must see it; before and after it sees ~nothing."""
+    previous = sys.getswitchinterval()
+    with HiccupMeter() as meter:
+        time.sleep(0.05)
+        sys.setswitchinterval(1.0)
+        try:
+            end = time.perf_counter() + 0.06
+            while time.perf_counter() < end:
+                pass
+        finally:
+            sys.setswitchinterval(previous)
+        time.sleep(0.05)
+    figures = meter.figures()
+    assert figures["hiccup_max_ms"] >= 40, figures
+    assert figures["hiccup_samples"] >= 10
+
+
 @pytest.mark.slow
-def test_a_directory_that_is_no_model_is_a_serve_error_and_the_server_is_stopped(tmp_path):
-    with model_server(tmp_path, workers=1) as server, pytest.raises(ServeError, match="exited with code"):
-        measure_latency(server, pd.DataFrame({"x": [1.0]}), {**POLICY, "startup_timeout_s": 60})
+def test_a_directory_that_is_no_model_is_a_serve_error_with_the_exit_status_and_last_line(tmp_path):
+    policy = {**POLICY, "startup_timeout_s": 60}
+    with model_server(tmp_path, workers=1) as server, pytest.raises(ServeError, match="exit code 1") as err:
+        measure_latency(server, pd.DataFrame({"x": [1.0]}), policy)
     assert server.proc.poll() is not None
+    assert err.value.server_exit["exit_status"] == 1
+    assert "MLmodel" in err.value.server_exit["last_stderr_line"]
 
 
 @pytest.mark.parametrize(
@@ -169,16 +213,22 @@ def test_a_directory_that_is_no_model_is_a_serve_error_and_the_server_is_stopped
         ({"min_achieved_fraction": 1.5}, "min_achieved_fraction"),
         ({"workers": 0}, "workers"),
         ({"saturation_requests": -1}, "saturation_requests"),
+        ({"attempts": 0}, "attempts"),
+        ({"max_hiccup_p99_ms": 0}, "max_hiccup_p99_ms"),
+        ({"server": "mlflow"}, "server"),
     ],
 )
 def test_policy_schema_refuses_impossible_load_settings(tmp_path, latency, where):
     doc = {"apiVersion": "sluice.dev/v1", "kind": "GatePolicy", "model": {"latency": latency}}
     path = write_yaml(tmp_path / "p.yaml", doc)
-    with pytest.raises(SluiceError, match=f"model/latency/{where}"):
+    with pytest.raises(SluiceError, match=f"model/latency.*{where}"):
         load_policy(path)
 
 
-def test_default_policy_states_the_offered_load():
-    latency = load_policy()["model"]["latency"]
+def test_default_policy_states_the_offered_load_and_the_noise_rule():
+    policy = load_policy()["model"]
+    latency = policy["latency"]
     assert latency["rate_rps"] == 40 and latency["requests"] == 160 and latency["workers"] == 1
     assert latency["requests"] / latency["rate_rps"] <= 4.0  # the timed phase stays short
+    assert latency["attempts"] == 3 and latency["max_hiccup_p99_ms"] <= latency["max_p99_ms"] / 10
+    assert policy["parity"]["max_abs_proba_diff"] == 1e-6

@@ -63,7 +63,6 @@ LATENCY = {
     "rows_per_request": 1,
     "warmup_requests": 10,
     "workers": 1,
-    "server": "sluice",
 }
 
 

@@ -1,14 +1,16 @@
 """The model gate against a real MLflow server (PostgreSQL backend) with really served models.
 
-Two tiny sklearn pipelines are registered the way the training pipeline does it (holdout and
-contract logged on the run under data/): a good one and a weak one that sees only `age`. The
-first gate run is a first deployment (no champion); then the good version becomes champion and
-the weak one must fail the regression check on the same holdout.
+Two small Sluice pipelines are registered the way the training pipeline does it (sklearn + onnx
+flavor, holdout and contract logged on the run under data/): a good one and a weak one, so
+regularised it barely separates the classes. The first gate run is a first deployment (no
+champion); then the good version becomes champion and the weak one must fail the regression
+check on the same holdout. A version logged without the onnx flavor is refused unserved.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 
 import pandas as pd
@@ -21,28 +23,17 @@ from tests.gates.conftest import CONTRACT, TEST_POLICY, make_frame, write_yaml
 
 pytestmark = pytest.mark.slow
 
-FEATURES = ["income", "age", "colour", "score"]
-
-
-def _pipeline(columns: list[str]):
-    from sklearn.compose import ColumnTransformer
-    from sklearn.impute import SimpleImputer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
-
-    numeric = [c for c in columns if c != "colour"]
-    parts = [("num", make_pipeline(SimpleImputer(), StandardScaler()), numeric)]
-    if "colour" in columns:
-        parts.append(("cat", OneHotEncoder(handle_unknown="ignore"), ["colour"]))
-    return make_pipeline(ColumnTransformer(parts), LogisticRegression(max_iter=500))
+CANDIDATES = {"good": {"max_iter": 500}, "weak": {"C": 1e-5, "max_iter": 500}}
 
 
 @pytest.fixture(scope="module")
 def registry(mlflow_server, tmp_path_factory):
     import mlflow
 
+    from ml.components.log import model_requirements
     from ml.data.contract import coerce_to_contract, load_contract
+    from ml.serving.export import log_model
+    from ml.training.candidates import build_model
 
     work = tmp_path_factory.mktemp("model-gate")
     contract_path = write_yaml(work / "contract.yaml", CONTRACT)
@@ -56,12 +47,14 @@ def registry(mlflow_server, tmp_path_factory):
     mlflow.set_tracking_uri(mlflow_server)
     versions = {}
     try:
-        for label, columns in (("good", FEATURES), ("weak", ["age"])):
-            model = _pipeline(columns).fit(train[FEATURES], y)
+        for label, params in (*CANDIDATES.items(), ("unexported", CANDIDATES["good"])):
+            model = build_model(contract, "logistic_regression", params, seed=7).fit(train, y)
+            log = mlflow.sklearn.log_model if label == "unexported" else log_model
             with mlflow.start_run():
-                info = mlflow.sklearn.log_model(
-                    model, name="model", registered_model_name=name, serialization_format="cloudpickle"
-                )
+                info = log(
+                    model, name="model", registered_model_name=name, serialization_format="cloudpickle",
+                    pip_requirements=model_requirements(),
+                )  # fmt: skip
                 mlflow.log_artifact(str(holdout_path), "data")
                 mlflow.log_artifact(str(contract_path), "data")
             versions[label] = str(info.registered_model_version)
@@ -121,7 +114,13 @@ def test_first_deployment_passes_serves_the_model_and_attaches_evidence(registry
     n, rate = offered["requests"], offered["rate_rps"]
     assert 0 < latency["achieved_rps"] <= n / ((n - 1) / rate)
     assert latency["throughput_rps"] > 0 and "python -m ml.serving" in latency["server"]
+    assert latency["capacity_headroom"] == latency["throughput_rps"] / offered["rate_rps"]
+    assert latency["verdict"] == "passed" and latency["hiccup_samples"] > 0
+    assert latency["hiccup_p99_ms"] >= 0 and latency["own_send_lag_p99_ms"] >= 0
     assert latency["ready_wait_s"] <= latency["startup_s"]
+    assert _check(evidence, "serving.export")["passed"]
+    parity = _check(evidence, "serving.parity")
+    assert parity["passed"] and parity["details"]["rows"] == 600, parity["reason"]
     assert sum(evidence["plots"]["latency_histogram"]["counts"]) == latency["requests"]
     assert _check(evidence, "latency.achieved_rps")["passed"]
     assert f"open-loop at {rate} req/s" in out.with_suffix(".md").read_text()
@@ -134,13 +133,17 @@ def test_first_deployment_passes_serves_the_model_and_attaches_evidence(registry
 
     client = registry["client"]
     mv = client.get_model_version(registry["name"], version)
-    assert mv.tags["sluice.evidence_sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
+    digest = hashlib.sha256(out.read_bytes()).hexdigest()
+    assert mv.tags["sluice.evidence_sha256"] == digest
     assert mv.tags["sluice.evidence_passed"] == "true"
-    logged = sorted(a.path for a in client.list_artifacts(mv.run_id, "evidence"))
+    attempt = mv.tags["sluice.evidence_attempt"]
+    assert attempt.endswith("-" + digest[:12])  # the attempt is named after its document
+    assert mv.tags["sluice.evidence_artifact"] == f"evidence/{attempt}/model-evidence.json"
+    logged = sorted(a.path for a in client.list_artifacts(mv.run_id, f"evidence/{attempt}"))
     assert logged == [
-        "evidence/model-evidence.html",
-        "evidence/model-evidence.json",
-        "evidence/model-evidence.md",
+        f"evidence/{attempt}/model-evidence.html",
+        f"evidence/{attempt}/model-evidence.json",
+        f"evidence/{attempt}/model-evidence.md",
     ]
 
 
@@ -174,9 +177,47 @@ def test_weaker_candidate_fails_regression_against_the_champion(registry, tmp_pa
     assert regression["details"]["champion_version"] == registry["versions"]["good"]
     assert evidence["champion"]["version"] == registry["versions"]["good"]
     assert evidence["metrics"]["champion"]["f1"] > evidence["metrics"]["candidate"]["f1"]
-    assert "FAIL regression.f1_vs_champion" in capsys.readouterr().out
+    printed = capsys.readouterr()
+    assert "FAIL regression.f1_vs_champion" in printed.out
+    refusal = printed.err.strip().splitlines()[-1]
+    failing = [c["name"] for c in evidence["checks"] if c["blocking"] and not c["passed"]]
+    assert "regression.f1_vs_champion" in failing  # the weak model may also miss the quality floor
+    assert refusal.startswith(f"sluice: refused: model gate failed: {failing[0]}")
+    policy_key = _check(evidence, failing[0])["policy_key"]
+    assert refusal.endswith(f"{policy_key} in a gate policy and pass it with --policy FILE")
     mv = client.get_model_version(registry["name"], registry["versions"]["weak"])
     assert mv.tags["sluice.evidence_passed"] == "false"
+    assert "sluice.evidence_reason" not in mv.tags  # versions carry no free-text reason to contradict
+    assert main(
+        ["evidence", "list", "--model", registry["name"], "--version", registry["versions"]["weak"],
+         "--tracking-uri", registry["url"], "--format", "json"]
+    ) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [(a["kind"], a["verdict"], a["failing"]) for a in listed] == [
+        ("model", "failed", failing)
+    ]
+    assert listed[0]["sha256"] == mv.tags["sluice.evidence_sha256"]
+
+
+def test_a_version_logged_without_the_onnx_flavor_is_refused_unserved(registry, tmp_path, capsys):
+    out = tmp_path / "unexported.json"
+    code = main(
+        [
+            "gate", "model", "--model", registry["name"], "--version", registry["versions"]["unexported"],
+            "--tracking-uri", registry["url"], "--policy", str(registry["policy"]), "--no-attach",
+            "--out", str(out),
+        ]
+    )  # fmt: skip
+    evidence = load_evidence(out)
+    assert code == 1
+    export = _check(evidence, "serving.export")
+    assert not export["passed"]
+    assert export["reason"] == (
+        "no fast serving path: the model was logged without its onnx flavor; "
+        "add it with: python -m ml.serving export DIR"
+    )
+    assert evidence["latency"]["failure"].startswith("no fast serving path")
+    assert _check(evidence, "quality.f1")["passed"]  # the model itself is fine: only serving fails
 
 
 def test_unknown_version_exits_2(registry, tmp_path, capsys):

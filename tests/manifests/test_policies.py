@@ -31,8 +31,6 @@ def policies_dir(repo_root: Path) -> Path:
     return repo_root / "policies"
 
 
-
-
 def load(path: Path) -> list[dict]:
     return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
 
@@ -167,6 +165,62 @@ def test_transparency_log_component_turns_rekor_on(policies_dir: Path, tmp_path:
     assert text.count('"ignoreTlog": false') == 2 and '"ignoreTlog": true' not in text
     default = json.dumps({d["metadata"]["name"]: d for d in kustomize(policies_dir)}["verify-sluice-images"])
     assert default.count('"ignoreTlog": true') == 2
+
+
+def _overlay(tmp_path: Path, policies_dir: Path, *components: Path, extra: str = "") -> Path:
+    overlay = tmp_path / "overlay"
+    overlay.mkdir(parents=True, exist_ok=True)
+    listed = "".join(f"  - {os.path.relpath(c, overlay)}\n" for c in components)
+    (overlay / "kustomization.yaml").write_text(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+        f"resources:\n  - {os.path.relpath(policies_dir, overlay)}\ncomponents:\n{listed}{extra}"
+    )
+    return overlay
+
+
+def test_keyless_component_replaces_the_key_attestor(
+    policies_dir: Path, repo_root: Path, tmp_path: Path, schemas: Schemas
+) -> None:
+    """Both rules verify a Fulcio identity (the Tekton signing account) with Rekor and an SCT, no key."""
+    overlay = _overlay(tmp_path, policies_dir, policies_dir / "components" / "keyless")
+    rendered = {d["metadata"]["name"]: d for d in kustomize(overlay)}
+    doc = rendered["verify-sluice-images"]
+    assert validate_object(doc, schemas) == []
+    signature, evidence = doc["spec"]["rules"]
+    (attestation,) = evidence["verifyImages"][0]["attestations"]
+    entries = [
+        *signature["verifyImages"][0]["attestors"][0]["entries"],
+        *attestation["attestors"][0]["entries"],
+    ]
+    accounts = yaml.safe_load_all((repo_root / "tekton" / "rbac" / "serviceaccounts.yaml").read_text())
+    signer = next(sa for sa in accounts if sa["metadata"]["name"] == "sluice-sign")["metadata"]
+    identity = f"https://kubernetes.io/namespaces/{signer['namespace']}/serviceaccounts/{signer['name']}"
+    assert len(entries) == 2
+    for entry in entries:
+        assert set(entry) == {"keyless"}, "the key attestor is replaced, not added to"
+        keyless = entry["keyless"]
+        assert keyless["subject"] == identity and keyless["issuer"].startswith("https://")
+        assert keyless["rekor"]["url"].startswith("https://") and keyless["ctlog"]["ignoreSCT"] is False
+    assert attestation["type"] == constants.PREDICATE_TYPE and attestation["conditions"]  # unchanged
+    assert "-----BEGIN" not in json.dumps(doc)
+
+
+def test_sluice_lint_validates_the_keyless_variant(
+    policies_dir: Path, repo_root: Path, crds_dir: Path, tmp_path: Path
+) -> None:
+    from sluice.lint.engine import run
+
+    overlay = _overlay(tmp_path, policies_dir, policies_dir / "components" / "keyless")
+    report = run([overlay], repo_root, crds_dir)
+    assert report.stats["kustomizations_rendered"] == 1 and report.errors == []
+    entry = "/spec/rules/0/verifyImages/0/attestors/0/entries/0"
+    misspelt = (
+        "patches:\n  - target: {kind: ClusterPolicy, name: verify-sluice-images}\n    patch: |-\n"
+        f"      - op: add\n        path: {entry}/keyless/subjectRegexp\n        value: ^https://x$\n"
+    )
+    broken = _overlay(tmp_path / "b", policies_dir, policies_dir / "components" / "keyless", extra=misspelt)
+    findings = run([broken], repo_root, crds_dir).errors
+    assert any("subjectRegexp" in p.message for p in findings), findings
 
 
 # --- image references -----------------------------------------------------------------------------------

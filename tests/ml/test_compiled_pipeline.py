@@ -60,7 +60,7 @@ def test_every_executor_image_is_pinned_by_digest():
 def test_retries_only_on_registry_steps_and_resources_on_training():
     tasks = _all_tasks(_ir())
     retried = {name for name, task in tasks.items() if task.get("retryPolicy")}
-    assert retried == {"log-candidate", "register-challenger", "record-rejection"}
+    assert retried == {"log-candidate", "register-challenger", "record-rejection", "record-data-gate"}
     executors = _ir()["deploymentSpec"]["executors"]
     resources = executors["exec-train-and-evaluate"]["container"].get("resources", {})
     assert resources.get("cpuRequest") or resources.get("resourceCpuRequest")
@@ -86,6 +86,7 @@ def test_caching_is_on_for_deterministic_steps_and_off_where_the_world_can_chang
         "model-gate",
         "register-challenger",
         "record-rejection",
+        "record-data-gate",
     }
 
 
@@ -94,7 +95,8 @@ def test_gates_branch_on_bool_outputs():
     conditions = [
         t["triggerPolicy"]["condition"] for t in tasks.values() if t.get("triggerPolicy", {}).get("condition")
     ]
-    assert len(conditions) >= 3  # data gate passed, model gate passed, model gate failed
+    # data gate passed / trained nothing, model gate passed / failed
+    assert len(conditions) >= 4
     for condition in conditions:
         assert re.search(r"pipelinechannel--(data-gate|model-gate)-Output'\] (==|!=) true", condition), (
             condition

@@ -20,7 +20,7 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from sluice import cli
+from sluice import cli, tags
 from tests.conftest import git
 from tests.ml.conftest import (
     LENIENT_POLICY,
@@ -33,20 +33,24 @@ from tests.ml.conftest import (
 pytestmark = pytest.mark.slow
 
 REQUIRED_VERSION_TAGS = (
-    "sluice.data_sha256",
-    "sluice.git_commit",
-    "sluice.params",
-    "sluice.pipeline_run_id",
-    "sluice.model_type",
-    "sluice.metric.accuracy",
-    "sluice.metric.f1",
-    "sluice.metric.roc_auc",
-    "sluice.contract_sha256",
-    "sluice.reference_data_sha256",
-    "sluice.evidence_sha256",
-    "sluice.evidence_passed",
+    tags.DATA_SHA256,
+    tags.CODE_COMMIT,
+    tags.CODE_VERSION,
+    tags.PARAMS,
+    tags.PIPELINE_RUN_ID,
+    tags.MODEL_TYPE,
+    tags.metric_tag("accuracy"),
+    tags.metric_tag("f1"),
+    tags.metric_tag("roc_auc"),
+    tags.CONTRACT_SHA256,
+    tags.REFERENCE_SHA256,
+    tags.EVIDENCE_SHA256,
+    tags.EVIDENCE_PASSED,
+    tags.EVIDENCE_ARTIFACT,
+    tags.EVIDENCE_ATTEMPT,
 )
-STEP_LINE = re.compile(r"^  \[\s*\d+\] (\S.*?)\s{2,}(ok|cached|FAILED)\b")
+STATUSES = "ok|cached|error|passed|advisory|FAILED|inconclusive|no-op"  # a step's outcome, a gate's verdict
+STEP_LINE = re.compile(rf"^  \[\s*\d+\] (\S.*?)\s{{2,}}({STATUSES})\s")
 STAGING_BRANCH = "promote/credit-default/staging-v1"
 STAGING_FILE = "apps/credit-default/overlays/staging/model-version.yaml"
 
@@ -127,12 +131,13 @@ def test_first_run_registers_a_challenger_on_sqlite(first_run, sqlite_home):
     version = client.get_model_version_by_alias("credit-default", "challenger")
     missing = [t for t in REQUIRED_VERSION_TAGS if t not in version.tags]
     assert missing == []
-    tags = version.tags
-    assert tags["sluice.data_sha256"] == record["identity"]["data_sha256"]
-    assert tags["sluice.reference_data_sha256"] == record["identity"]["reference_sha256"]
-    assert tags["sluice.evidence_passed"] == "true"
-    assert json.loads(tags["sluice.params"])["candidate"] == record["selected"]
-    assert float(tags["sluice.metric.f1"]) == pytest.approx(record["holdout"]["f1"], abs=1e-4)
+    found = version.tags
+    assert found[tags.DATA_SHA256] == record["identity"]["data_sha256"]
+    assert found[tags.REFERENCE_SHA256] == record["identity"]["reference_sha256"]
+    assert found[tags.CODE_COMMIT] == record["identity"]["code_commit"]
+    assert found[tags.EVIDENCE_PASSED] == "true"
+    assert json.loads(found[tags.PARAMS])["candidate"] == record["selected"]
+    assert float(found[tags.metric_tag("f1")]) == pytest.approx(record["holdout"]["f1"], abs=1e-4)
     run_artifacts = {a.path for a in client.list_artifacts(version.run_id)}
     assert {"data", "evidence", "candidates.json"} <= run_artifacts
     holdout = client.download_artifacts(version.run_id, "data/holdout.parquet")
@@ -143,17 +148,28 @@ def test_first_run_registers_a_challenger_on_sqlite(first_run, sqlite_home):
     mlflow.set_tracking_uri(f"sqlite:///{sqlite_home / 'mlflow.db'}")
     model = mlflow.sklearn.load_model(f"runs:/{version.run_id}/model")
     assert len(model.predict(pd.read_parquet(holdout))) == 600
-    evidence = {Path(a.path).name for a in client.list_artifacts(version.run_id, "evidence")}
-    assert {"data", "model-evidence.json", "model-evidence.md", "model-evidence.html"} <= evidence
-    data_evidence = {Path(a.path).name for a in client.list_artifacts(version.run_id, "evidence/data")}
-    assert "data-evidence.json" in data_evidence
-    local_json = client.download_artifacts(version.run_id, "evidence/model-evidence.json")
-    assert hashlib.sha256(Path(local_json).read_bytes()).hexdigest() == tags["sluice.evidence_sha256"]
+    attempts = {Path(a.path).name for a in client.list_artifacts(version.run_id, "evidence")}
+    model_attempt = found[tags.EVIDENCE_ATTEMPT]
+    assert model_attempt in attempts and len(attempts) == 2  # this run's data and model gate attempts
+    (data_attempt,) = attempts - {model_attempt}
+    def names(folder: str) -> set[str]:
+        return {Path(a.path).name for a in client.list_artifacts(version.run_id, f"evidence/{folder}")}
+
+    assert names(model_attempt) == {"model-evidence.json", "model-evidence.md", "model-evidence.html"}
+    assert "data-evidence.json" in names(data_attempt)
+    assert found[tags.EVIDENCE_ARTIFACT] == f"evidence/{model_attempt}/model-evidence.json"
+    local_json = client.download_artifacts(version.run_id, found[tags.EVIDENCE_ARTIFACT])
+    assert hashlib.sha256(Path(local_json).read_bytes()).hexdigest() == found[tags.EVIDENCE_SHA256]
 
 
 def test_first_run_prints_one_line_per_step_and_a_summary(first_run, sqlite_home):
     steps = [m.group(1) for line in first_run["out"].splitlines() if (m := STEP_LINE.match(line))]
     assert steps[:3] == ["load", "data gate", "split"]
+    statuses = dict(
+        (m.group(1), m.group(2)) for line in first_run["out"].splitlines() if (m := STEP_LINE.match(line))
+    )
+    assert statuses["data gate"] == "passed" and statuses["model gate"] == "passed"
+    assert "no-op" not in first_run["out"]  # it trained: nothing may call it a no-op
     assert steps[3:6] == ["train+evaluate"] * 3
     assert steps[6:] == ["select", "log to MLflow", "model gate", "register"]
     out = first_run["out"]
@@ -296,9 +312,9 @@ def test_failing_model_gate_registers_nothing_and_keeps_evidence(
     client = MlflowClient(f"sqlite:///{sqlite_home / 'mlflow.db'}")
     run = client.get_run(record["mlflow_run_id"])
     assert run.data.tags["sluice.evidence_passed"] == "false"
-    assert "evidence/model-evidence.json" in {
-        a.path for a in client.list_artifacts(run.info.run_id, "evidence")
-    }
+    rejected = run.data.tags["sluice.evidence_artifact"]
+    assert rejected.startswith("evidence/") and rejected.endswith("/model-evidence.json")
+    assert rejected in {a.path for a in client.list_artifacts(run.info.run_id, str(Path(rejected).parent))}
     assert client.get_registered_model("credit-default").aliases == {"challenger": 1}
     assert run.data.tags["sluice.evidence_reason"].startswith("quality.f1")
     # ... and promotes nothing.
@@ -364,6 +380,8 @@ def test_only_on_drift_without_drift_is_a_no_op_run_with_evidence(sluice, tmp_pa
     assert result.code == 0, result.out + result.err
     assert "found no drift; nothing was retrained (no-op run)" in result.out
     assert "train " not in result.out
+    statuses = {m.group(1): m.group(2) for line in result.out.splitlines() if (m := STEP_LINE.match(line))}
+    assert statuses["data gate"] == "no-op" and "record data gate" in statuses  # kept in MLflow too
     assert sqlite_versions(tmp_path) == []
     record = _record(tmp_path)
     assert record["outcome"] == "no-op"

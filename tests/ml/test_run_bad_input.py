@@ -47,6 +47,28 @@ def test_missing_contract_file(sluice, tmp_path, demo_slice):
     assert result.err_lines == [f"sluice: error: contract file not found: {tmp_path / 'c.yaml'}"]
 
 
+@pytest.mark.parametrize("kind", ["directory", "header-only"])
+def test_the_same_unusable_file_is_exit_2_from_run_and_from_gate_data(sluice, tmp_path, demo_slice, kind):
+    """Named for what it is, and the same verdict whichever verb meets it first."""
+    if kind == "directory":
+        bad, expected = tmp_path / "adir", "is a directory, not a file"
+        bad.mkdir()
+    else:
+        bad, expected = tmp_path / "header.csv", "has a header but no rows"
+        bad.write_bytes(demo_slice.current.read_bytes().split(b"\n", 1)[0] + b"\n")
+    run = _run(sluice, tmp_path / "home", bad, demo_slice.contract, demo_slice.reference)
+    gate = sluice(
+        "gate", "data", "--contract", demo_slice.contract, "--reference", demo_slice.reference,
+        "--current", bad, "--out", tmp_path / "gate" / "evidence.json",
+    )
+    for result in (run, gate):
+        assert result.code == 2, result.err
+        assert result.err_lines == [f"sluice: error: data file {bad} {expected}"]
+    assert not (tmp_path / "gate").exists()
+    as_reference = _run(sluice, tmp_path / "home", demo_slice.current, demo_slice.contract, bad)
+    assert as_reference.code == 2 and expected in as_reference.err
+
+
 def test_data_without_contract(sluice, tmp_path, demo_slice):
     result = sluice("run", "--home", tmp_path, "--data", demo_slice.current)
     assert result.code == 2
@@ -141,6 +163,7 @@ def test_contract_violation_fails_the_data_gate(sluice, home, tmp_path, demo_sli
     assert len(result.err_lines) == 1, result.err
     assert result.err_lines[0].startswith("sluice: data gate failed: ")
     assert named in result.err_lines[0]
+    assert "; to proceed: " in result.err_lines[0]  # a refusal ends with how to get past it
     assert "train " not in result.out  # no candidate was trained
     assert sqlite_versions(home) == []
     last = json.loads((home / "runs" / "last-run.json").read_text())
@@ -150,3 +173,19 @@ def test_contract_violation_fails_the_data_gate(sluice, home, tmp_path, demo_sli
     )
     assert evidence["passed"] is False
     assert evidence["subject"]["data_sha256"] == last["identity"]["data_sha256"]
+    # The refused attempt is in MLflow too (nothing was trained to carry it), and in the history.
+    listed = sluice("evidence", "list", "--model", "credit-default", "--home", home, "--format", "json")
+    assert listed.code == 0, listed.err
+    mine = [a for a in json.loads(listed.out) if a["sha256"] == last_attempt(home, last)]
+    assert len(mine) == 1 and mine[0]["kind"] == "data" and mine[0]["verdict"] == "failed"
+    assert mine[0]["failing"] and mine[0]["inputs"]["data_sha256"] == last["identity"]["data_sha256"]
+    step = [line for line in result.out.splitlines() if "] data gate " in line]
+    assert len(step) == 1 and " FAILED " in step[0] and "] record data gate " in result.out
+
+
+def last_attempt(home, last: dict) -> str:
+    """The evidence digest of the newest local data-gate attempt of the last run."""
+    import hashlib
+
+    found = sorted((home / "evidence" / last["run_key"][:12] / "data-gate").glob("*/data-evidence.json"))
+    return hashlib.sha256(found[-1].read_bytes()).hexdigest()

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import yaml
 
-from tests.conftest import free_port
+from sluice.environment import LOCK_LABEL
+from tests.conftest import REPO_ROOT, free_port
+from tests.sluice.supply_chain.test_image_config import push_labelled_image
 
 IMAGE = "registry.example.com/sluice/trainer@sha256:" + "ab" * 32
 
@@ -31,6 +35,9 @@ def test_dry_run_compiles_the_pipeline_for_the_trainer_image(sluice, demo_slice,
     images = {e["container"]["image"] for e in ir["deploymentSpec"]["executors"].values()}
     assert images == {IMAGE}
     assert ir["pipelineInfo"]["name"] == "sluice-training"
+    # Every task knows the image it runs in (the log and register steps tag versions with it).
+    envs = [e["container"].get("env", []) for e in ir["deploymentSpec"]["executors"].values()]
+    assert all({"name": "SLUICE_TRAINER_IMAGE", "value": IMAGE} in env for env in envs)
 
 
 def test_build_submission_passes_input_identities(demo_slice, tmp_path):
@@ -95,5 +102,58 @@ def test_missing_data_file(sluice, demo_slice, tmp_path):
 
 
 def test_unreachable_cluster_is_a_one_line_error(sluice, demo_slice):
-    result = sluice(*_args(demo_slice, **{"--host": f"http://127.0.0.1:{free_port()}"}))
+    args = _args(demo_slice, **{"--host": f"http://127.0.0.1:{free_port()}"})
+    result = sluice(*args, "--lock-sha256", CHECKOUT_LOCK)
     _single_error(result, "cannot connect to KFP at http://127.0.0.1:")
+
+
+# --- the trainer image must come from this checkout's lock ---------------------------------------------
+
+CHECKOUT_LOCK = hashlib.sha256((REPO_ROOT / "requirements.lock").read_bytes()).hexdigest()
+OTHER_LOCK = "e" * 64
+
+
+def _submit_image(sluice, demo_slice, image: str, *extra: str):
+    """Up to the KFP connection (a closed port): an exit 2 there means the lock check let it through."""
+    host = f"http://127.0.0.1:{free_port()}"
+    args = _args(demo_slice, **{"--trainer-image": image, "--host": host})
+    return sluice(*args, "--allow-insecure-loopback", *extra)
+
+
+def test_an_image_built_from_this_checkouts_lock_is_submitted(sluice, demo_slice, oci_registry):
+    image = push_labelled_image(oci_registry, {LOCK_LABEL: CHECKOUT_LOCK})
+    _single_error(_submit_image(sluice, demo_slice, image), "cannot connect to KFP")
+
+
+def test_an_image_built_from_another_lock_is_refused(sluice, demo_slice, oci_registry):
+    image = push_labelled_image(oci_registry, {LOCK_LABEL: OTHER_LOCK})
+    result = _submit_image(sluice, demo_slice, image)
+    assert result.code == 1 and len(result.err_lines) == 1, result.err
+    assert result.err_lines[0] == (
+        f"sluice: refused: trainer image {image} was built from lock {OTHER_LOCK} (label {LOCK_LABEL}), "
+        f"but this checkout's requirements.lock is {CHECKOUT_LOCK}: rebuild the image from this checkout, "
+        "or pass --allow-lock-mismatch"
+    )
+    _single_error(_submit_image(sluice, demo_slice, image, "--allow-lock-mismatch"), "cannot connect to KFP")
+
+
+def test_an_image_without_the_label_is_refused(sluice, demo_slice, oci_registry):
+    image = push_labelled_image(oci_registry, {"org.opencontainers.image.title": "sluice-trainer"})
+    result = _submit_image(sluice, demo_slice, image)
+    assert result.code == 1 and f"has no {LOCK_LABEL} label" in result.err
+
+
+def test_an_unreadable_registry_names_the_way_out(sluice, demo_slice):
+    image = f"127.0.0.1:{free_port()}/sluice/trainer@sha256:" + "ab" * 32
+    result = _submit_image(sluice, demo_slice, image)
+    _single_error(result, f"cannot read the {LOCK_LABEL} label of {image}")
+    assert "--lock-sha256" in result.err_lines[0]
+    # ... and the way out works without the registry.
+    _single_error(_submit_image(sluice, demo_slice, image, "--lock-sha256", CHECKOUT_LOCK), "cannot connect")
+    result = _submit_image(sluice, demo_slice, image, "--lock-sha256", OTHER_LOCK)
+    assert result.code == 1 and "(--lock-sha256)" in result.err
+
+
+def test_a_malformed_lock_sha256_is_a_usage_error(sluice, demo_slice):
+    result = _submit_image(sluice, demo_slice, IMAGE, "--lock-sha256", "abc")
+    _single_error(result, "--lock-sha256 must be 64")

@@ -10,7 +10,7 @@ of the test session, and read back through its REST API.
 
 from __future__ import annotations
 
-import json
+import hashlib
 import re
 import shlex
 import uuid
@@ -20,6 +20,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
+from gates.data_gate import run_data_gate
 from ml.components.register import record_rejection, register_challenger
 from ml.registry import pipeline_runs
 from ml.runners.cluster import SubmitRequest, submit
@@ -78,15 +79,15 @@ def test_version_file_directory_must_exist(sluice, demo_slice, tmp_path):
 def test_the_tekton_train_task_command_line_parses(tmp_path):
     """The flags tekton/tasks/train.yaml passes are the flags `sluice submit` takes."""
     script = yaml.safe_load(TRAIN_TASK.read_text())["spec"]["steps"][0]["script"]
-    command = re.search(r'"\$\{HOME\}/venv/bin/sluice" (submit .*?)"\$@"', script.replace("\\\n", " "), re.S)
+    command = re.search(r'exec sluice (submit .*?)"\$@"', script.replace("\\\n", " "), re.S)
     assert command, "sluice submit command line not found in the train task"
-    values = {"${KFP_HOST}": "https://kfp:8888", "${TRAINER_IMAGE}": IMAGE}
+    values = {"${KFP_HOST}": "https://kfp:8888", "${TRAINER_IMAGE}": IMAGE, "${image_lock}": "ab" * 32}
     words = [values.get(w, w) for w in shlex.split(command.group(1))]
     args = cli.build_parser("submit").parse_args(words)
     assert args.func.__module__ == "sluice.cli.submit" and args.func.__name__ == "run_submit"
     assert args.wait is True
     assert args.version_file == "$(results.model-version.path)"
-    assert (args.host, args.trainer_image) == ("https://kfp:8888", IMAGE)
+    assert (args.host, args.trainer_image, args.lock_sha256) == ("https://kfp:8888", IMAGE, "ab" * 32)
     assert args.tracking_uri == "${MLFLOW_TRACKING_URI}" and args.data == "${DATA_FILE}"
 
 
@@ -139,20 +140,18 @@ def mlflow_at(mlflow_server, monkeypatch):
 
 
 def _evidence(tmp_path: Path, passed: bool) -> Path:
+    """A model gate's evidence directory, written by the gates' own evidence module."""
+    from gates.checks.result import make_check
+    from gates.evidence import new_evidence, write_evidence
+
     folder = tmp_path / f"evidence-{uuid.uuid4().hex[:6]}"
-    folder.mkdir()
-    check = {
-        "name": "quality.f1",
-        "group": "quality",
-        "observed": 0.41,
-        "threshold": 0.6,
-        "comparator": ">=",
-        "passed": passed,
-        "reason": "f1 0.41 below 0.6" if not passed else "ok",
-    }
-    (folder / "model-evidence.json").write_text(
-        json.dumps({"kind": "model", "passed": passed, "checks": [check], "summary": "test evidence"})
+    check = make_check(
+        "quality.f1", "quality", 0.41 if not passed else 0.7, 0.6, ">=",
+        "f1 0.41 below 0.6" if not passed else "ok",
     )
+    policy = {"sources": [{"path": "policy.yaml", "sha256": "cd" * 32}], "values": {}}
+    doc = new_evidence("model", [check], {"code_commit": "0" * 40}, extra={"policy": policy, "metrics": {}})
+    write_evidence(doc, folder, "model-evidence")
     return folder
 
 
@@ -238,6 +237,45 @@ def test_a_run_that_registered_writes_its_version_number(
     assert "reused" in capsys.readouterr().out
 
 
+def test_a_registered_version_carries_the_lock_and_trainer_image_it_ran_in(
+    mlflow_at, model_name, tmp_path, monkeypatch
+):
+    """What the KFP task environment says (the image's lock file, the image submit compiled for)
+    becomes tags of the version; the lock only because every pin in it is what is installed."""
+    from importlib.metadata import version as installed
+
+    from mlflow import MlflowClient
+
+    from sluice import tags
+
+    lock = tmp_path / "requirements.lock"
+    lock.write_text(
+        "# a lock this environment was installed from\n"
+        f"pyyaml=={installed('PyYAML')} ; sys_platform == 'linux' \\\n    --hash=sha256:{'0' * 64}\n"
+        f"numpy=={installed('numpy')} \\\n    --hash=sha256:{'1' * 64}\n"
+        "pywin32==306 ; sys_platform == 'win32' \\\n    --hash=sha256:" + "2" * 64 + "\n"
+    )
+    monkeypatch.setenv("SLUICE_LOCK_FILE", str(lock))
+    monkeypatch.setenv("SLUICE_TRAINER_IMAGE", IMAGE)
+    run_id = _logged_run(mlflow_at, model_name, tmp_path)
+    version, _ = _register(mlflow_at, model_name, run_id, "key-env", _evidence(tmp_path, True), "kfp-env")
+    got = MlflowClient(mlflow_at).get_model_version(model_name, version).tags
+    assert got[tags.LOCK_SHA256] == hashlib.sha256(lock.read_bytes()).hexdigest()
+    assert got[tags.TRAINER_IMAGE] == IMAGE
+
+
+def test_an_environment_that_differs_from_its_lock_records_no_lock(tmp_path, monkeypatch):
+    from sluice import tags
+    from sluice.environment import environment_tags
+
+    lock = tmp_path / "requirements.lock"
+    lock.write_text("numpy==0.0.1 \\\n    --hash=sha256:" + "1" * 64 + "\n")
+    monkeypatch.setenv("SLUICE_TRAINER_IMAGE", "registry.example.com/sluice/trainer:latest")  # a tag
+    assert environment_tags(lock) == {}
+    monkeypatch.setenv("SLUICE_TRAINER_IMAGE", IMAGE)
+    assert environment_tags(lock) == {tags.TRAINER_IMAGE: IMAGE}
+
+
 def test_a_run_the_model_gate_refused_says_why_and_writes_nothing(
     mlflow_at, model_name, contract, demo_slice, tmp_path, capsys
 ):
@@ -259,6 +297,28 @@ def test_a_run_the_model_gate_refused_says_why_and_writes_nothing(
     ]
 
 
+def test_a_run_whose_data_gate_refused_the_data_says_why(
+    mlflow_at, model_name, contract, demo_slice, tmp_path, capsys
+):
+    from ml.components.data_record import record_data_gate
+
+    kfp = FakeKfp()
+    evidence = tmp_path / "data-evidence"
+    policy = tmp_path / "strict.yaml"
+    policy.write_text(
+        "apiVersion: sluice.dev/v1\nkind: GatePolicy\nname: strict\ndata:\n  volume:\n    min_rows: 100000\n"
+    )
+    run_data_gate(contract, demo_slice.reference, demo_slice.current, policy, evidence)
+    mlflow_run = record_data_gate(
+        tracking_uri=mlflow_at, artifact_root="", model_name=model_name, run_key="key-blocked",
+        evidence_dir=str(evidence), identity={"data_sha256": "d" * 64}, pipeline_run_id=kfp.run_id,
+    )
+    assert _submit(demo_slice, contract, mlflow_at, kfp, tmp_path) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"sluice: run {kfp.run_id} registered nothing: data gate failed: volume.min_rows:")
+    assert err.endswith(f"(MLflow run {mlflow_run})")
+
+
 def test_a_run_that_left_nothing_in_mlflow_stopped_before_the_model_gate(
     mlflow_at, model_name, contract, demo_slice, tmp_path, capsys
 ):
@@ -267,7 +327,8 @@ def test_a_run_that_left_nothing_in_mlflow_stopped_before_the_model_gate(
     assert _submit(demo_slice, contract, mlflow_at, kfp, tmp_path, version_file=target) == 1
     assert not target.exists()
     err = capsys.readouterr().err.strip()
-    assert err.startswith(f"sluice: run {kfp.run_id} registered nothing:") and "before the model gate" in err
+    assert err.startswith(f"sluice: run {kfp.run_id} registered nothing:")
+    assert "stopped before its gates" in err
 
 
 def test_a_failed_run_exits_1_with_the_kfp_error(mlflow_at, contract, demo_slice, tmp_path, capsys):

@@ -46,10 +46,10 @@ def group_of(obj: dict[str, Any]) -> str:
 
 
 @functools.cache
-def cluster_scoped_kinds(crds_dir: Path) -> frozenset[tuple[str, str]]:
+def cluster_scoped_kinds(crd_files: tuple[Path, ...]) -> frozenset[tuple[str, str]]:
     kinds = set(CORE_CLUSTER_KINDS)
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    for path in crds_dir.rglob("*.yaml"):
+    for path in crd_files:
         for doc in yaml.load_all(path.read_text(encoding="utf-8"), Loader=loader):
             if (
                 isinstance(doc, dict)
@@ -119,11 +119,11 @@ def _allowed(entry: dict[str, str], group: str, kind: str, name: str | None = No
 
 @pytest.mark.parametrize("project", PROJECTS)
 def test_project_allows_exactly_what_its_applications_render(
-    applications, projects, crds_dir, project
+    applications, projects, pinned_crds, project
 ) -> None:
     """No wildcard and no stale entry: the allow lists are what the source folders contain."""
     spec = projects[project]["spec"]
-    cluster_kinds = cluster_scoped_kinds(crds_dir)
+    cluster_kinds = cluster_scoped_kinds(tuple(sorted(pinned_crds.files.values())))
     rendered = _environment_objects(applications, project)
     assert rendered, f"no Application uses project {project}"
     cluster_objs = [
@@ -159,11 +159,11 @@ def test_project_allows_exactly_what_its_applications_render(
 
 @pytest.mark.parametrize("project", PROJECTS)
 def test_project_destinations_are_exactly_the_namespaces_used(
-    applications, projects, crds_dir, project
+    applications, projects, pinned_crds, project
 ) -> None:
     spec = projects[project]["spec"]
     allowed = {(d["server"], d["namespace"]) for d in spec["destinations"]}
-    cluster_kinds = cluster_scoped_kinds(crds_dir)
+    cluster_kinds = cluster_scoped_kinds(tuple(sorted(pinned_crds.files.values())))
     used: set[tuple[str, str]] = set()
     for name, objs in _environment_objects(applications, project).items():
         dest = applications[name]["spec"]["destination"]

@@ -105,7 +105,8 @@ def test_images_travel_between_tasks_only_by_digest(resources) -> None:
             if param["name"] == "image-url":
                 digest = {p["name"]: p["value"] for p in pt["params"]}["image-digest"]
                 assert value.replace("IMAGE_URL", "IMAGE_DIGEST") == digest, pt["name"]
-    assert image_params == 3  # trainer into train, serving into promote and open-pr
+    # ci into lint and test; trainer into train, gate, promote and open-pr; serving into promote and open-pr
+    assert image_params == 8
 
 
 def test_evidence_travels_as_files_not_results(resources) -> None:
@@ -150,5 +151,6 @@ def test_deliver_order_builds_signs_trains_gates_then_promotes(resources) -> Non
         return seen
 
     assert {"lint", "test", "sign-trainer"} <= upstream("train")
+    assert "build-ci" in upstream("lint") and "test" in upstream("build-trainer")
     assert {"gate", "sign-serving", "attest-evidence", "test"} <= upstream("promote-staging")
     assert "promote-staging" in upstream("open-production-pr")

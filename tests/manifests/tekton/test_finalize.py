@@ -2,8 +2,8 @@
 script run as written in the Task — with the real `sluice` — against a real MLflow server
 (PostgreSQL), a real bare git remote, production pull requests opened by `sluice promote` and
 merged with git. Only Tekton is absent: the step runs in a clone at the pushed commit, as
-git-clone leaves it, with `$HOME/venv/bin/sluice` being this environment's installed `sluice`
-instead of the one the install step builds."""
+git-clone leaves it, with `sluice` on PATH being this environment's installed `sluice` instead of
+the ci image's launcher (both run the checkout's sluice package)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from sluice.promotion.signatures import signature_verifier
+from sluice.promotion.signatures import key_trust, signature_verifier
 from tests.conftest import git
 from tests.manifests.tekton.resources import by_kind_name, pipeline_task
 from tests.sluice.promotion.conftest import Registry, _register, evidence_document, make_gitops_repo
@@ -55,12 +55,10 @@ def run_step(script: str, checkout: Path, home: Path, before: str, after: str, t
 
 @pytest.fixture
 def sluice_home(tmp_path: Path) -> Path:
-    exe = shutil.which("sluice")
-    if exe is None:
+    if shutil.which("sluice") is None:
         pytest.skip("the sluice console script is not installed (pip install -e .)")
     home = tmp_path / "home"
-    (home / "venv" / "bin").mkdir(parents=True)
-    (home / "venv" / "bin" / "sluice").symlink_to(exe)
+    home.mkdir()
     return home
 
 
@@ -83,7 +81,7 @@ def test_the_finalize_step_moves_champion_for_exactly_the_changed_models(
         mlflow.set_tracking_uri(previous)
     reg = Registry(url=mlflow_server, a=a, b=b, versions={m: {"good1": v} for m, v in versions.items()})
     gitops = make_gitops_repo(tmp_path, [a, b, c])
-    verify = signature_verifier("production", signed_images.key_pem, allow_insecure_loopback=True)
+    verify = signature_verifier("production", key_trust(signed_images.key_pem), allow_insecure_loopback=True)
 
     def to_production(model: str) -> None:
         result = do_promote(

@@ -4,9 +4,12 @@ from a context that contains only what the Dockerfiles copy."""
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +19,8 @@ from sluice.lint.images import image_findings
 from tests.manifests.tekton.resources import REPO, TEKTON_DIR, steps
 
 DOCKERFILE = REPO / "images" / "Dockerfile"
-TARGETS = ("trainer", "serving")
+TARGETS = ("trainer", "serving", "ci")
+LOCK_LABEL = "dev.sluice.lock.sha256"
 PINNED = re.compile(r"^(?P<repo>[^@\s:]+(?::\d+)?(?:/[^@\s:]+)*)(?::(?P<tag>[^@\s]+))?@sha256:[0-9a-f]{64}$")
 
 
@@ -89,7 +93,7 @@ def test_multi_stage_devel_builder_and_matching_runtime() -> None:
     assert version.search(bases["builder"]).group(1) == version.search(bases["runtime"]).group(1)
 
 
-def test_both_targets_are_built_on_the_one_runtime_stage() -> None:
+def test_every_target_is_built_on_the_one_runtime_stage() -> None:
     bases = {name: base for base, name in _stages(DOCKERFILE.read_text())}
     assert {bases[target] for target in TARGETS} == {"runtime"}
 
@@ -109,12 +113,87 @@ def test_each_target_is_non_root_and_labelled(target: str) -> None:
 def test_trainer_runs_sluice_and_serving_runs_the_gated_server_on_8080() -> None:
     """The serving image must run the server the latency gate measured (ml.serving)."""
     text = DOCKERFILE.read_text()
-    trainer, serving = (_target_chain(text, target) for target in TARGETS)
+    trainer, serving = (_target_chain(text, target) for target in ("trainer", "serving"))
     assert [ins.args for ins in trainer if ins.keyword == "ENTRYPOINT"] == ['["sluice"]']
     entrypoint = [ins.args for ins in serving if ins.keyword == "ENTRYPOINT"]
     assert len(entrypoint) == 1 and "exec python -m ml.serving --model-uri" in entrypoint[0]
     assert any(ins.keyword == "EXPOSE" and ins.args == "8080" for ins in serving)
-    assert "uv pip install --python /opt/venv/bin/python ." in text
+    # Both run the one venv that holds the project, built offline on top of the locked dependencies,
+    # and kubectl from the tools lock (promotion renders overlays with `kubectl kustomize`).
+    builder = " ".join(ins.args for ins in _stage_instructions(text)["builder"] if ins.keyword == "RUN")
+    assert "-r requirements.lock -r requirements-tools.lock" in builder
+    for chain in (trainer, serving):
+        assert "COPY --from=builder-app /opt/venv /opt/venv" in [f"COPY {ins.args}" for ins in chain]
+
+
+def test_ci_runs_the_checkouts_code_with_the_locked_test_tools() -> None:
+    ci = _target_chain(DOCKERFILE.read_text(), "ci")
+    run = " ".join(ins.args for ins in ci if ins.keyword == "RUN")
+    assert 'exec /opt/venv/bin/python -m sluice "$@"' in run  # the launcher: no project copy inside
+    assert "postgresql-14 docker-registry lua5.4 lua5.1" in run
+    copies = [ins.args for ins in ci if ins.keyword == "COPY"]
+    assert "--from=builder-ci /opt/venv /opt/venv" in copies
+    assert "requirements-dev.lock requirements-tools.lock requirements-ci.lock /opt/sluice/" in copies
+    cmd = [ins.args for ins in ci if ins.keyword == "CMD"]
+    assert cmd == ['["python", "-m", "pytest", "-p", "no:cacheprovider"]']
+    env = " ".join(ins.args for ins in ci if ins.keyword == "ENV")
+    assert "SLUICE_IMAGE_LOCKS=/opt/sluice" in env and "/opt/sluice-node/node_modules/.bin" in env
+
+
+def test_the_ci_image_carries_the_pinned_schemas(crd_mirror: str, tmp_path: Path) -> None:
+    """The build step that fills the ci image's schema cache, run as written (through a loopback mirror)."""
+    builder_ci = _stage_instructions(DOCKERFILE.read_text())["builder-ci"]
+    fetch = next(ins.args for ins in builder_ci if ins.keyword == "RUN" and "pins.resolve" in ins.args)
+    script = fetch.replace("/opt/venv/bin/python", sys.executable)
+    script = script.replace("PYTHONPATH=/src", f"PYTHONPATH={REPO}")
+    script = script.replace("/opt/sluice/crd-cache", str(tmp_path / "crd-cache"))
+    result = subprocess.run(["sh", "-c", script], env={**os.environ, "CRD_MIRROR": crd_mirror},
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    from sluice.lint.pins import load_pins
+
+    assert sorted(p.name for p in (tmp_path / "crd-cache").iterdir()) == sorted(p.sha256 for p in load_pins())
+    ci = _target_chain(DOCKERFILE.read_text(), "ci")
+    assert "SLUICE_CRD_CACHE=/opt/sluice/crd-cache" in " ".join(i.args for i in ci if i.keyword == "ENV")
+
+
+_INSTALL = re.compile(r"(?:uv )?pip install [^&]*")
+
+
+def test_python_packages_come_only_from_the_hashed_locks() -> None:
+    """Every install is hash-checked from a lock, or the project itself offline with no dependencies."""
+    text = DOCKERFILE.read_text()
+    runs = [ins.args for ins in instructions(text) if ins.keyword == "RUN"]
+    installs = [m.group(0) for run in runs for m in _INSTALL.finditer(run)]
+    assert len(installs) == 4, installs
+    for install in installs:
+        words = install.split()
+        locks = [words[i + 1] for i, w in enumerate(words) if w == "-r"]
+        if locks:
+            assert "--require-hashes" in words, install
+            assert all(re.fullmatch(r"requirements(-\w+)?\.lock", f) for f in locks), install
+        else:
+            assert words[-1] == "." and {"--offline", "--no-deps", "--no-build-isolation"} <= set(words)
+    # The sdist in the lock and the project build against the hashed build backends, not fetched ones.
+    assert all("--no-build-isolation" in i for i in installs if "requirements-build.lock" not in i)
+
+
+def test_the_lock_digest_is_labelled_and_checked_against_the_copied_file(tmp_path: Path) -> None:
+    runtime = _stage_instructions(DOCKERFILE.read_text())["runtime"]
+    labels = " ".join(ins.args for ins in runtime if ins.keyword == "LABEL")
+    assert f'{LOCK_LABEL}="${{LOCK_SHA256}}"' in labels
+    assert "COPY requirements.lock /opt/sluice/requirements.lock" in [f"COPY {i.args}" for i in runtime]
+    check = next(ins.args for ins in runtime if ins.keyword == "RUN" and "sha256sum --check" in ins.args)
+    # Run that very shell snippet on a real file: the right digest passes, a wrong or missing one fails.
+    lock = tmp_path / "requirements.lock"
+    lock.write_text((REPO / "requirements.lock").read_text())
+    script = check.replace("/opt/sluice/requirements.lock", str(lock))
+    script = script.replace("/tmp/lock.sha256", str(tmp_path / "sums"))
+    right = hashlib.sha256(lock.read_bytes()).hexdigest()
+    for value, ok in ((right, True), ("0" * 64, False), ("", False)):
+        env = {"PATH": os.environ["PATH"], **({"LOCK_SHA256": value} if value else {})}
+        result = subprocess.run(["sh", "-c", script], env=env, capture_output=True, text=True)
+        assert (result.returncode == 0) is ok, (value, result.stdout + result.stderr)
 
 
 def _hadolint(path: Path) -> subprocess.CompletedProcess:
@@ -202,12 +281,17 @@ def test_the_context_leaves_out_what_the_images_do_not_need(ignore_rules, path: 
 def test_the_context_keeps_package_code_and_data(ignore_rules) -> None:
     assert not _ignored("ml/data/contract.schema.json", ignore_rules)
     assert not _ignored("sluice/cli/__init__.py", ignore_rules)
+    assert not _ignored("sluice/lint/crd-pins.yaml", ignore_rules)
+    for lock in ("requirements.lock", "requirements-dev.lock", "package-lock.json"):
+        assert not _ignored(lock, ignore_rules), lock
+    assert _ignored("uv.lock", ignore_rules)  # the images install the exports, not the uv lock
 
 
 # --- Tekton step images ---
 
 
-def test_every_step_image_is_pinned_by_digest(resources) -> None:
+def test_every_step_image_is_pinned_by_digest_or_a_param(resources) -> None:
+    """Tool images are pinned here; the images that run sluice come in as params (see test_tekton_steps)."""
     assert [
         (name, f)
         for (_p, _l, obj) in resources
@@ -215,7 +299,8 @@ def test_every_step_image_is_pinned_by_digest(resources) -> None:
         for name in [obj["metadata"]["name"]]
     ] == []
     for task, step, spec in steps(resources):
-        assert PINNED.match(spec["image"]), f"{task}/{step}: {spec['image']}"
+        image = spec["image"]
+        assert PINNED.match(image) or re.fullmatch(r"\$\(params\.[\w-]+\)", image), f"{task}/{step}: {image}"
 
 
 def test_the_step_pin_check_catches_a_tag() -> None:
@@ -228,17 +313,21 @@ def test_the_step_pin_check_catches_a_tag() -> None:
     assert image_findings(task) != []
 
 
-def test_every_step_image_names_its_tag_in_a_comment() -> None:
+def test_every_step_image_names_its_tag_or_origin_in_a_comment() -> None:
     for path in sorted((TEKTON_DIR / "tasks").glob("*.yaml")):
         lines = path.read_text().splitlines()
         for i, line in enumerate(lines):
             match = re.match(r"\s+image: (\S+)$", line)
             if not match:
                 continue
-            tag = PINNED.match(match.group(1)).group("tag")
             comment, j = "", i - 1
             while lines[j].strip().startswith("#"):  # the comment block right above the image line
                 comment, j = lines[j] + comment, j - 1
+            pinned = PINNED.match(match.group(1))
+            if pinned is None:  # a param: the comment says which image it is and where it comes from
+                assert "by digest" in comment, f"{path.name}:{i + 1}: say where {match.group(1)} comes from"
+                continue
+            tag = pinned.group("tag")
             assert tag and tag in comment, (
                 f"{path.name}:{i + 1}: no comment naming tag {tag!r} above the image"
             )

@@ -156,12 +156,18 @@ def _jsonpath(body: dict, expression: str) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
+# What a cluster's operator puts in the TriggerBinding the repository only names (a test value).
+CI_IMAGE = "registry.example.com/sluice/sluice-ci@sha256:" + "c0" * 32
+CLUSTER_BINDINGS = {"sluice-ci-image": {"spec": {"params": [{"name": "ci-image", "value": CI_IMAGE}]}}}
+
+
 def render(resources, trigger_name: str, body: dict) -> dict:
     """What Triggers would create: binding values from the body, then tt.params into the template."""
     trig = trigger(resources, trigger_name)
     values = {}
     for ref in trig["bindings"]:
-        for param in by_kind_name(resources, "TriggerBinding", ref["ref"])["spec"]["params"]:
+        binding = CLUSTER_BINDINGS.get(ref["ref"]) or by_kind_name(resources, "TriggerBinding", ref["ref"])
+        for param in binding["spec"]["params"]:
             values[param["name"]] = re.sub(
                 r"\$\(body\.([\w.]+)\)", lambda m: _jsonpath(body, m.group(1)), param["value"]
             )
@@ -189,6 +195,7 @@ def test_pull_request_creates_a_check_run_of_the_fork_head(resources) -> None:
     assert run["spec"]["pipelineRef"]["name"] == "sluice-check"
     assert params["repo-url"] == "https://github.com/fork/sluice.git" and params["revision"] == SHA
     assert params["pr-number"] == "42" and run["metadata"]["generateName"] == "sluice-check-pr42-"
+    assert params["ci-image"] == CI_IMAGE
     assert check_tekton_refs([("rendered.yaml", 1, run), *copy.deepcopy(resources)]) == []
 
 
@@ -199,5 +206,6 @@ def test_production_merge_creates_a_finalize_run_for_the_pushed_range(resources)
     assert params["revision"] == SHA and params["before"] == BEFORE
     assert params["repo-url"] == REPO["clone_url"] and params["repo-full-name"] == "acme/sluice"
     assert REPO["ssh_url"] not in json.dumps(run), "the finalize run never learns a push URL"
+    assert params["ci-image"] == CI_IMAGE
     assert "$(" not in json.dumps(run).replace("$(params.", "").replace("$(tasks.", "")
     assert check_tekton_refs([("rendered.yaml", 1, run), *copy.deepcopy(resources)]) == []

@@ -6,15 +6,18 @@ from pathlib import Path
 
 import pytest
 
+from sluice.lint.crds import CrdSource
 from sluice.lint.engine import Report, run
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 @pytest.fixture(scope="session")
-def lint_run(repo_root: Path, crds_dir: Path):
+def lint_run(repo_root: Path, pinned_crds: CrdSource):
+    """Lint paths with the pinned schemas (fetched over the loopback mirror), or with `crds`."""
+
     def _run(*paths: Path | str, crds: Path | None = None) -> Report:
-        return run([Path(p) for p in paths], repo_root, crds or crds_dir)
+        return run([Path(p) for p in paths], repo_root, crds or pinned_crds)
 
     return _run
 

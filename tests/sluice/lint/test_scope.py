@@ -15,7 +15,8 @@ def _write(root: Path, rel: str, text: str) -> None:
     path.write_text(text)
 
 
-def test_whole_repository_scope(tmp_path: Path, crds_dir: Path):
+# Neither tree holds a custom resource, so no CRD directory is needed (and none exists).
+def test_whole_repository_scope(tmp_path: Path):
     _write(tmp_path, "apps/demo/kustomization.yaml", "resources:\n  - configmap.yaml\n")
     _write(tmp_path, "apps/demo/configmap.yaml", CONFIGMAP)
     _write(tmp_path, "apps/demo/notes.yaml", "owner: team-ml\n")
@@ -26,7 +27,7 @@ def test_whole_repository_scope(tmp_path: Path, crds_dir: Path):
     for skipped in ("tests/fixtures/broken.yaml", "node_modules/pkg/bad.yaml", ".sluice/run.yaml"):
         _write(tmp_path, skipped, "a: [\n")
 
-    report = run([], tmp_path, crds_dir)
+    report = run([], tmp_path, tmp_path / "no-crds")
 
     assert [(p.path, p.line, p.rule, p.severity) for p in report.problems] == [
         ("apps/demo/notes.yaml", 1, "k8s-not-an-object", "warning"),
@@ -36,10 +37,10 @@ def test_whole_repository_scope(tmp_path: Path, crds_dir: Path):
     assert report.schemas_used == {"kubernetes": ["ConfigMap v1"]}
 
 
-def test_a_broken_file_in_scope_is_found(tmp_path: Path, crds_dir: Path):
+def test_a_broken_file_in_scope_is_found(tmp_path: Path):
     _write(tmp_path, "policies/broken.yaml", "a: [\n")
     _write(tmp_path, ".github/workflows/ci.yaml", "on: push\non: pull_request\n")
-    report = run([], tmp_path, crds_dir)
+    report = run([], tmp_path, tmp_path / "no-crds")
     assert sorted((p.path, p.rule) for p in report.errors) == [
         (".github/workflows/ci.yaml", "yaml-duplicate-key"),
         ("policies/broken.yaml", "yaml-syntax"),

@@ -16,7 +16,7 @@ from sluice.promotion.finalize import finalize
 from sluice.promotion.promote import PromoteOptions, promote
 from sluice.promotion.render import kustomize_build
 from sluice.promotion.rollback import rollback
-from sluice.promotion.signatures import signature_verifier
+from sluice.promotion.signatures import key_trust, signature_verifier
 from sluice.promotion.status import collect
 from tests.conftest import git
 from tests.sluice.promotion.conftest import GitOpsRepo, Registry
@@ -188,7 +188,7 @@ def test_a_render_failure_commits_nothing(gitops, registry, tmp_path):
 def test_production_goes_to_a_review_branch_with_the_evidence(gitops, registry, tmp_path, signed_images):
     before = gitops.user_snapshot()
     main = gitops.remote_sha()
-    verify = signature_verifier("production", signed_images.key_pem, allow_insecure_loopback=True)
+    verify = signature_verifier("production", key_trust(signed_images.key_pem), allow_insecure_loopback=True)
     result = do_promote(
         gitops,
         registry,
@@ -244,18 +244,20 @@ def test_production_goes_to_a_review_branch_with_the_evidence(gitops, registry, 
 
 
 @pytest.mark.parametrize(
-    ("which", "key", "words"),
+    ("which", "key", "error", "words"),
     [
-        ("signed", False, "needs a cosign public key"),
-        ("unsigned", True, "is not signed"),
-        ("signed_only", True, "has no attestations"),
+        ("signed", False, SluiceError, "needs a cosign public key"),  # usage: exit 2
+        ("unsigned", True, Refused, "is not signed"),  # verdicts: exit 1
+        ("signed_only", True, Refused, "has no attestations"),
     ],
 )
-def test_production_refuses_unverified_images(gitops, registry, tmp_path, signed_images, which, key, words):
+def test_production_refuses_unverified_images(
+    gitops, registry, tmp_path, signed_images, which, key, error, words
+):
     verify = signature_verifier(
-        "production", signed_images.key_pem if key else None, allow_insecure_loopback=True
+        "production", key_trust(signed_images.key_pem if key else None), allow_insecure_loopback=True
     )
-    with pytest.raises(Refused, match=words):
+    with pytest.raises(error, match=words):
         do_promote(
             gitops,
             registry,
@@ -296,7 +298,7 @@ def test_rollback_restores_the_previous_version_and_never_bounces_back(gitops, r
 
 def test_production_rollback_goes_through_a_review_branch(gitops, registry, tmp_path, signed_images):
     a = registry.a
-    verify = signature_verifier("production", signed_images.key_pem, allow_insecure_loopback=True)
+    verify = signature_verifier("production", key_trust(signed_images.key_pem), allow_insecure_loopback=True)
     for label in ("good1", "good2"):
         result = do_promote(
             gitops, registry, tmp_path, a, label, env="production", image=signed_images.signed, verify=verify
@@ -316,7 +318,7 @@ def test_finalize_moves_champion_and_status_flags_every_drift(
 ):
     b = registry.b
     v1 = registry.v(b, "good1")
-    verify = signature_verifier("production", signed_images.key_pem, allow_insecure_loopback=True)
+    verify = signature_verifier("production", key_trust(signed_images.key_pem), allow_insecure_loopback=True)
     result = do_promote(
         gitops, registry, tmp_path, b, "good1", env="production", image=signed_images.signed, verify=verify
     )
@@ -364,7 +366,7 @@ def test_traffic_rollout_is_a_production_only_overlay_change(gitops, registry, t
     a = registry.a
     with pytest.raises(SluiceError, match="production only"):
         do_promote(gitops, registry, tmp_path, a, "good1", traffic=100)
-    verify = signature_verifier("production", signed_images.key_pem, allow_insecure_loopback=True)
+    verify = signature_verifier("production", key_trust(signed_images.key_pem), allow_insecure_loopback=True)
     first = do_promote(
         gitops, registry, tmp_path, a, "good1", env="production", image=signed_images.signed, verify=verify
     )

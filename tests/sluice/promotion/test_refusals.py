@@ -43,15 +43,15 @@ def test_evidence_refusals_exit_1_and_missing_versions_exit_2(
 
 
 @pytest.mark.parametrize(
-    ("which", "key", "words"),
+    ("which", "key", "verdict", "words"),
     [
-        ("signed", False, "production promotion needs a cosign public key"),
-        ("unsigned", True, "is not signed"),
-        ("signed_only", True, "has no attestations"),
+        ("signed", False, "error", "production promotion needs a cosign public key"),  # usage: exit 2
+        ("unsigned", True, "refused", "is not signed"),
+        ("signed_only", True, "refused", "has no attestations"),
     ],
 )
 def test_image_refusals_exit_1_and_write_no_pull_request_body(
-    gitops, registry, tmp_path, signed_images, capsys, monkeypatch, which, key, words
+    gitops, registry, tmp_path, signed_images, capsys, monkeypatch, which, key, verdict, words
 ):
     monkeypatch.delenv("SLUICE_GIT_TOKEN", raising=False)
     keyfile = tmp_path / "cosign.pub"
@@ -61,8 +61,8 @@ def test_image_refusals_exit_1_and_write_no_pull_request_body(
     code = cli(gitops, registry, tmp_path, "good1", *extra, *(["--key", str(keyfile)] if key else []),
                env="production")  # fmt: skip
     captured = capsys.readouterr()
-    assert code == 1, captured.err
-    assert captured.err.startswith("sluice: refused: ") and words in captured.err
+    assert code == {"refused": 1, "error": 2}[verdict], captured.err
+    assert captured.err.startswith(f"sluice: {verdict}: ") and words in captured.err
     assert "pull request body written" not in captured.out + captured.err
     assert not body.exists()
 

@@ -103,3 +103,54 @@ def test_transparency_log_defaults_agree(repo_root: Path) -> None:
         assert "--tlog-upload=$(params.rekor-upload)" in step["args"], rel
     for keys in _policy_keys(_policy(repo_root)):
         assert keys["rekor"]["ignoreTlog"] is True
+
+
+def _volume(task: dict, name: str) -> dict:
+    return next(v for v in task["spec"]["volumes"] if v["name"] == name)
+
+
+def _mount(step: dict, name: str) -> str:
+    return next(m["mountPath"] for m in step["volumeMounts"] if m["name"] == name)
+
+
+def test_tasks_have_a_keyless_mode_next_to_the_key_mode(repo_root: Path) -> None:
+    """Key mode by default; signing-key "" is cosign's keyless mode (Fulcio + Rekor, token from a file)."""
+    for rel in (SIGN_TASK, ATTEST_TASK):
+        task = _task(repo_root, rel)
+        (step,) = _cosign_steps(task)
+        args = step["args"]
+        for flag, param in (
+            ("--key", "signing-key"),
+            ("--fulcio-url", "fulcio-url"),
+            ("--identity-token", "identity-token-path"),
+            ("--rekor-url", "rekor-url"),
+        ):
+            assert f"{flag}=$(params.{param})" in args, (rel, flag)
+            assert _param_default(task, param), (rel, param)
+        key_volume = _volume(task, "cosign-key")["secret"]
+        assert (
+            _param_default(task, "signing-key")
+            == f"{_mount(step, 'cosign-key')}/{key_volume['items'][0]['path']}"
+        )
+        assert key_volume["optional"] is True  # keyless runs need no key Secret...
+        password = next(e for e in step["env"] if e["name"] == "COSIGN_PASSWORD")
+        assert password["valueFrom"]["secretKeyRef"]["optional"] is True  # ...nor its password
+        (source,) = _volume(task, "oidc-token")["projected"]["sources"]
+        token = source["serviceAccountToken"]
+        assert token["audience"] == "sigstore" and token["expirationSeconds"] <= 3600
+        assert _param_default(task, "identity-token-path") == f"{_mount(step, 'oidc-token')}/{token['path']}"
+
+
+def test_the_deliver_pipeline_passes_the_signing_mode_to_every_signing_task(repo_root: Path) -> None:
+    pipeline = yaml.safe_load((repo_root / "tekton" / "pipelines" / "deliver.yaml").read_text())
+    declared = {p["name"]: p.get("default") for p in pipeline["spec"]["params"]}
+    signing = [
+        t for t in pipeline["spec"]["tasks"] if t["taskRef"]["name"] in ("sign-image", "attest-evidence")
+    ]
+    assert len(signing) == 3
+    sign_task = _task(repo_root, SIGN_TASK)
+    for param in ("signing-key", "fulcio-url", "rekor-url", "rekor-upload"):
+        assert declared[param] == _param_default(sign_task, param), param
+        for pipeline_task in signing:
+            passed = {p["name"]: p["value"] for p in pipeline_task["params"]}
+            assert passed[param] == f"$(params.{param})", (pipeline_task["name"], param)

@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from sluice.errors import SluiceError
-from sluice.supply_chain.oci import RegistryClient, find_credentials, is_loopback_host, parse_challenge
+from sluice.supply_chain.credentials import find_credentials
+from sluice.supply_chain.oci import RegistryClient
+from sluice.supply_chain.transport import Transport, is_loopback_host, parse_challenge
 from tests.sluice.supply_chain.conftest import AuthRegistry, evidence, push_image
 
 INSECURE = "--allow-insecure-loopback"
@@ -63,7 +65,7 @@ def test_bearer_token_flow_end_to_end(sluice, token_registry: AuthRegistry, keyp
     config = reg.docker_config(tmp_path / "docker")
     client = RegistryClient(reg.host, docker_config=str(config), allow_insecure_loopback=True)
     digest = push_image(client, "sluice/token", "v1", tmp_path.name.encode())
-    assert client._tokens, "the registry should have sent a Bearer challenge"
+    assert client.transport.tokens, "the registry should have sent a Bearer challenge"
     image = f"{reg.host}/sluice/token@{digest}"
     signed = sluice("sign", image, "--key", keypair[0], "--docker-config", config, INSECURE)
     assert signed.code == 0, signed.err
@@ -81,10 +83,10 @@ def test_bearer_token_flow_end_to_end(sluice, token_registry: AuthRegistry, keyp
 
 
 def test_token_realm_over_plain_http_is_refused_unless_loopback_was_allowed() -> None:
-    client = RegistryClient("registry.example.com")
+    client = Transport("registry.example.com")
     with pytest.raises(SluiceError, match="not HTTPS; refusing"):
         client._fetch_token({"realm": "http://auth.example.com/token", "service": "x"}, "repository:a:pull")
-    loopback = RegistryClient("127.0.0.1:5000")  # loopback, but the flag was not given
+    loopback = Transport("127.0.0.1:5000")  # loopback, but the flag was not given
     with pytest.raises(SluiceError, match="not HTTPS; refusing"):
         loopback._fetch_token({"realm": "http://127.0.0.1:1/token"}, "repository:a:pull")
 
