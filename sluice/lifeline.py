@@ -6,7 +6,9 @@ start a model server of its own. None of them would notice a SIGKILL of the run.
 holds its lifeline (`held()`), every process it starts inherits SLUICE_LIFELINE=<pid>:<start>;
 `install()`, called where such a process starts its work, watches that owner with a pidfd (no
 polling on Linux) and, when it exits, kills its own descendants and exits at once. The owner's
-start time guards against a recycled pid.
+start time guards against a recycled pid. A model server in a session of its own (out of reach of
+a process-group kill) dies with its gate by the kernel's parent-death signal instead
+(`ml.serving.lifecycle`, which watches the run with `when_gone` too).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import os
 import select
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 ENV = "SLUICE_LIFELINE"
@@ -105,20 +107,27 @@ def _die() -> None:
     os._exit(EXIT_CODE)
 
 
-def _watch(pid: int, start: int) -> None:
+def _watch(pid: int, start: int, then: Callable[[], None]) -> None:
     try:
         fd = os.pidfd_open(pid)
     except ProcessLookupError:
-        _die()
+        return then()
     except (AttributeError, OSError):  # no pidfds here: look every POLL_S seconds
         stop = threading.Event()
         while alive(pid, start):
             stop.wait(POLL_S)
-        _die()
-    if not alive(pid, start):  # the pid was recycled: the owner is gone already
-        _die()
-    select.select([fd], [], [])  # readable once the owner has exited
-    _die()
+        return then()
+    if alive(pid, start):  # else the pid was recycled: the owner is gone already
+        select.select([fd], [], [])  # readable once the owner has exited
+    os.close(fd)
+    then()
+
+
+def when_gone(pid: int, start: int, then: Callable[[], None], name: str = "sluice-lifeline") -> None:
+    """Call `then` (in a daemon thread) once the process `pid` that started at `start` (0: any
+    start) has exited. The one watcher of another process's exit: the lifeline below, and the
+    model gate's `ml.serving.lifecycle.exit_with`, use it."""
+    threading.Thread(target=_watch, args=(pid, start, then), name=name, daemon=True).start()
 
 
 def install() -> None:
@@ -127,4 +136,4 @@ def install() -> None:
     if _installed or owner is None or owner[0] == os.getpid():
         return
     _installed.append(True)
-    threading.Thread(target=_watch, args=owner, name="sluice-lifeline", daemon=True).start()
+    when_gone(*owner, _die)

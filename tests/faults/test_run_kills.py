@@ -4,7 +4,8 @@ ends with exactly one model version and one promotion commit, sweeping what the 
 
 `pid` kills the run's own process (`kill -9 PID`): its tasks must notice (the lifeline). `group`
 kills its whole process group (`kill -9 -PGID`, what a terminal or CI job cancel does): everything
-dies at once except what runs in a session of its own, such as the candidate model server.
+in the group dies at once; the candidate model server runs in a session of its own, so it must
+die with its gate (`ml.serving.lifecycle`: PR_SET_PDEATHSIG on the server and on each worker).
 """
 
 from __future__ import annotations
@@ -29,20 +30,12 @@ from tests.faults.pipeline import STAGING_BRANCH, gitops_repo, promotion_state, 
 pytestmark = pytest.mark.slow
 
 SERVING = "model-server"  # not a pause point: the kill lands once the candidate server listens
-SERVER_MODULES = ("ml.serving", "gates.serving", "mlflow models serve")
 SWEPT = "left behind by a killed Sluice process"
 
 
-class ServerOutlivedTheGate(AssertionError):
-    """Only the candidate model server survived the kill: its lifecycle is issue #12's fix."""
-
-
 def kill_points() -> list:
-    issue_12 = pytest.mark.xfail(strict=True, raises=ServerOutlivedTheGate,
-                                 reason="model server lifecycle: issue 12")  # fmt: skip
-    core = [("step-register", "pid"), (SERVING, "pid"), ("after-commit", "pid")]
+    core = [("step-register", "pid"), (SERVING, "pid"), (SERVING, "group"), ("after-commit", "pid")]
     params = [pytest.param(p, m, id=f"{p}-{m}") for p, m in core]
-    params.append(pytest.param(SERVING, "group", id=f"{SERVING}-group", marks=issue_12))
     heavy = ["step-load", "step-data-gate", "step-split", "step-train", "step-select", "step-log",
              "step-model-gate", "after-write", "after-render"]  # fmt: skip
     return params + [pytest.param(p, "pid", id=f"{p}-pid", marks=pytest.mark.heavy) for p in heavy]
@@ -65,12 +58,9 @@ def test_a_run_killed_at_any_step_leaves_nothing_running_and_a_rerun_recovers(
     ports = listening_ports(tagged(run.tag))
     run.kill(group=mode == "group")
 
-    left = survivors(run.tag)
-    servers = [line for line in left if any(module in line for module in SERVER_MODULES)]
-    assert [line for line in left if line not in servers] == []
     try:
-        if not servers:
-            assert [p for p in ports if port_listening(p)] == []
+        assert survivors(run.tag) == []
+        assert [p for p in ports if port_listening(p)] == []
         again = start(args, tmp_path)
         code, out = again.finish()
         assert code == 0, out
@@ -81,7 +71,5 @@ def test_a_run_killed_at_any_step_leaves_nothing_running_and_a_rerun_recovers(
     finally:
         for pid in tagged(run.tag):  # this test's own leftovers, by pid
             os.kill(pid, signal.SIGKILL)
-    if servers:
-        raise ServerOutlivedTheGate(f"the candidate server outlived its gate: {servers}")
     matrix.record("recovered")
 
