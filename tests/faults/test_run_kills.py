@@ -34,10 +34,13 @@ SWEPT = "left behind by a killed Sluice process"
 
 
 def kill_points() -> list:
-    core = [("step-register", "pid"), (SERVING, "pid"), (SERVING, "group"), ("after-commit", "pid")]
+    """Core: the group kill during the gate (#14's leak) and a kill just before registration (the
+    re-run must complete it, one version). The rest, including the pid kill during the gate that
+    tests/ml/test_run_killed.py also covers, are heavy: each costs two pipeline runs."""
+    core = [("step-register", "pid"), (SERVING, "group")]
     params = [pytest.param(p, m, id=f"{p}-{m}") for p, m in core]
     heavy = ["step-load", "step-data-gate", "step-split", "step-train", "step-select", "step-log",
-             "step-model-gate", "after-write", "after-render"]  # fmt: skip
+             "step-model-gate", SERVING, "after-write", "after-render", "after-commit"]  # fmt: skip
     return params + [pytest.param(p, "pid", id=f"{p}-pid", marks=pytest.mark.heavy) for p in heavy]
 
 
