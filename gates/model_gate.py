@@ -13,7 +13,6 @@ model, unreachable registry) raises.
 from __future__ import annotations
 
 import hashlib
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ from gates.gate_policy import load_policy, policy_record
 from ml.data.contract import Contract, coerce_to_contract, load_contract
 from ml.registry.client import one_line
 from ml.registry.models import download_model, find_alias
-from sluice import tags
+from sluice import scratch, tags
 from sluice.errors import SluiceError
 from sluice.git import code_commit
 
@@ -138,7 +137,7 @@ def run_model_gate(
     features = typed[[c.name for c in contract.features]]
     y_true = positive_mask(typed[contract.label], contract.positive_class)
 
-    with tempfile.TemporaryDirectory(prefix="sluice-model-gate-") as tmp:
+    with scratch.directory("gate") as tmp:  # under Sluice's temp root: swept if the gate is killed
         model_dir = download_model(model_uri, tracking_uri, Path(tmp) / "candidate")
         # The server starts now and loads the model while the holdout is scored; the serving
         # checks only wait for /ping, so its start-up (~2 s here) overlaps the work below.

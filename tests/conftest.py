@@ -232,8 +232,11 @@ def create_database(pg: dict, name: str) -> str:
     return f"postgresql+psycopg2://{pg['user']}@{pg['host']}:{pg['port']}/{name}"
 
 
-def start_mlflow_server(backend_uri: str, artifacts: Path, log_path: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
+def start_mlflow_server(
+    backend_uri: str, artifacts: Path, log_path: Path, port: int | None = None
+) -> tuple[subprocess.Popen, str]:
+    """`mlflow server` on `port` (default: a free one) once its /health answers; (process, URL)."""
+    port = port or free_port()
     log = log_path.open("wb")
     proc = subprocess.Popen(
         [

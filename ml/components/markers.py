@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from ml.components import task_exit
+from sluice import lifeline
+from sluice.checkpoints import checkpoint
 from sluice.errors import SluiceError
 
 MARKER = "::sluice::"
@@ -39,8 +41,14 @@ def process_age() -> float | None:
 
 @contextmanager
 def step(name: str, **fields: Any) -> Iterator[dict]:
-    """Time a step and report it; a SluiceError becomes a one-line `error` the CLI can show."""
+    """Time a step and report it; a SluiceError becomes a one-line `error` the CLI can show.
+
+    Inside a task of `sluice run` the step first ties its process to the run's lifeline (it dies,
+    with whatever it started, when the run is killed); tests can pause it at `step-<name>`.
+    """
     task_exit.install()
+    lifeline.install()
+    checkpoint(f"step-{name}")
     started = time.perf_counter()
     report: dict[str, Any] = dict(fields)
     try:

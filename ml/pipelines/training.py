@@ -22,6 +22,7 @@ from pathlib import Path
 from kfp import compiler, dsl
 
 from ml.components.definitions import make_components
+from ml.registry.budget import Budget
 from ml.training.candidates import (
     DEFAULT_HOLDOUT_FRACTION,
     DEFAULT_SEED,
@@ -38,19 +39,25 @@ COMPILED_PATH = Path(__file__).with_name("training.yaml")
 DEFAULT_BASE_IMAGE = PYTHON_IMAGE
 TRAIN_CPU_REQUEST = "1"
 TRAIN_MEMORY_REQUEST = "2G"
-# Only the steps that talk to MLflow retry: a tracking server hiccup is worth another attempt, a
-# failing gate or a broken input never is.
-MLFLOW_RETRY = {"num_retries": 3, "backoff_duration": "5s", "backoff_factor": 2}
 
 
-def build_pipeline(base_image: str = DEFAULT_BASE_IMAGE):
-    """The pipeline function, with every component on `base_image`.
+def talks_to_mlflow(task, budget: Budget, retry: bool = True):
+    """Bound a step's MLflow calls (`ml.registry.budget`). Only the steps that log or register
+    retry: a tracking-server hiccup is worth another attempt, a failing gate never is."""
+    for name, value in sorted(budget.http.items()):
+        task.set_env_variable(name, value)
+    return task.set_retry(**budget.retry()) if retry else task
+
+
+def build_pipeline(base_image: str = DEFAULT_BASE_IMAGE, budget: Budget | None = None):
+    """The pipeline function, with every component on `base_image` (the committed IR: defaults).
 
     A real trainer image (not the committed IR's placeholder) is also passed to every task as
     $SLUICE_TRAINER_IMAGE, so the log and register steps can tag what they ran in.
     """
     env = {} if base_image == DEFAULT_BASE_IMAGE else {TRAINER_IMAGE_ENV: base_image}
     c = make_components(base_image, env)
+    budget = budget or Budget()
 
     @dsl.pipeline(
         name=PIPELINE_NAME,
@@ -117,7 +124,7 @@ def build_pipeline(base_image: str = DEFAULT_BASE_IMAGE):
                 code_version=code_version,
             ).set_display_name("split")
             chosen = _train_and_select(c, split, load, candidates, seed, selection_tolerance, code_version)
-            logged = (
+            logged = talks_to_mlflow(
                 c.log_candidate(
                     best_model=chosen.outputs["best_model"],
                     holdout=split.outputs["holdout"],
@@ -135,10 +142,10 @@ def build_pipeline(base_image: str = DEFAULT_BASE_IMAGE):
                     **identity,
                 )
                 .set_display_name("log to MLflow")
-                .set_caching_options(False)
-                .set_retry(**MLFLOW_RETRY)
+                .set_caching_options(False),
+                budget,
             )
-            gate = (
+            gate = talks_to_mlflow(
                 c.model_gate(
                     model_uri=logged.outputs["model_uri"],
                     holdout=split.outputs["holdout"],
@@ -150,10 +157,12 @@ def build_pipeline(base_image: str = DEFAULT_BASE_IMAGE):
                     **identity,
                 )
                 .set_display_name("model gate")
-                .set_caching_options(False)
+                .set_caching_options(False),
+                budget,
+                retry=False,
             )
             with dsl.If(gate.outputs["Output"] == True):  # noqa: E712
-                c.register_challenger(
+                register = c.register_challenger(
                     run_id=logged.outputs["run_id"],
                     evidence=gate.outputs["evidence"],
                     best=chosen.outputs["best"],
@@ -168,31 +177,34 @@ def build_pipeline(base_image: str = DEFAULT_BASE_IMAGE):
                     code_version=code_version,
                     feature_record_uri=feature_record_uri,
                     **identity,
-                ).set_display_name("register challenger").set_caching_options(False).set_retry(**MLFLOW_RETRY)
+                ).set_display_name("register challenger")
+                talks_to_mlflow(register.set_caching_options(False), budget)
             with dsl.Else():
-                c.record_rejection(
+                reject = c.record_rejection(
                     run_id=logged.outputs["run_id"],
                     evidence=gate.outputs["evidence"],
                     tracking_uri=tracking_uri,
                     pipeline_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
-                ).set_display_name("record rejection").set_caching_options(False).set_retry(**MLFLOW_RETRY)
+                ).set_display_name("record rejection")
+                talks_to_mlflow(reject.set_caching_options(False), budget)
         with dsl.Else():
             _record_data_gate(
-                c, data_check, identity, tracking_uri=tracking_uri, artifact_root=artifact_root,
+                c, data_check, identity, budget, tracking_uri=tracking_uri, artifact_root=artifact_root,
                 model_name=model_name, run_key=run_key, code_version=code_version,
             )
 
     return training_pipeline
 
 
-def _record_data_gate(c, data_check, identity: dict, **params):
+def _record_data_gate(c, data_check, identity: dict, budget: Budget, **params):
     """Nothing trains (data refused, or a no-op run): the data gate's attempt still goes to MLflow."""
-    c.record_data_gate(
+    record = c.record_data_gate(
         evidence=data_check.outputs["evidence"],
         pipeline_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
         **params,
         **identity,
-    ).set_display_name("record data gate").set_caching_options(False).set_retry(**MLFLOW_RETRY)
+    ).set_display_name("record data gate")
+    talks_to_mlflow(record.set_caching_options(False), budget)
 
 
 def _train_and_select(c, split, load, candidates, seed, selection_tolerance, code_version):
@@ -219,10 +231,15 @@ def _train_and_select(c, split, load, candidates, seed, selection_tolerance, cod
     ).set_display_name("select")
 
 
-def compile_pipeline(package_path: str | Path = COMPILED_PATH, base_image: str = DEFAULT_BASE_IMAGE) -> Path:
-    """Compile to IR YAML. Deterministic: same code and image give the same bytes."""
+def compile_pipeline(
+    package_path: str | Path = COMPILED_PATH,
+    base_image: str = DEFAULT_BASE_IMAGE,
+    budget: Budget | None = None,
+) -> Path:
+    """Compile to IR YAML. Deterministic: same code, image and budget give the same bytes (the
+    committed IR uses the default budget; `sluice submit` the one configured where it runs)."""
     package_path = Path(package_path)
-    compiler.Compiler().compile(build_pipeline(base_image), str(package_path))
+    compiler.Compiler().compile(build_pipeline(base_image, budget), str(package_path))
     return package_path
 
 

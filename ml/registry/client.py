@@ -37,11 +37,24 @@ def init_lock_path(tracking_uri: str) -> Path | None:
 
 
 def wait_for_store_init(tracking_uri: str) -> None:
-    """If `sluice run` is still creating this SQLite store in the background, wait for it."""
+    """If `sluice run` is still creating this SQLite store in the background, wait for it; if
+    nobody created it (its creator was killed), create it here, whole (never MLflow in place)."""
     lock_path = init_lock_path(tracking_uri)
-    if lock_path is not None and lock_path.exists():
+    db = sqlite_db(tracking_uri)
+    if lock_path is None or db is None:
+        return
+    if lock_path.exists():
         with lock_path.open("a+") as lock:
             fcntl.flock(lock, fcntl.LOCK_SH)
+    if db.exists():
+        return
+    from ml.registry import sqlite_store
+
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not db.exists():
+            sqlite_store.create(db)
 
 
 def quiet_downloads() -> None:

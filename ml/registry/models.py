@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ml.registry.client import client, one_line
+from ml.registry.client import client, one_line, sqlite_db
+from sluice import tags
 from sluice.errors import SluiceError
 
 
@@ -51,3 +52,26 @@ def find_alias(tracking_uri: str, model_name: str, alias: str) -> Any | None:
         if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE"):
             return None
         raise SluiceError(f"cannot look up alias {alias!r} of {model_name}: {one_line(exc)}") from exc
+
+
+def version_for_run_key(tracking_uri: str, model_name: str, run_key: str) -> str | None:
+    """The registry's final word on a run: the newest version registered for `run_key` whose
+    registration completed with passing evidence, or None. SluiceError when MLflow cannot answer."""
+    from ml.registry.budget import apply_http_defaults
+
+    db = sqlite_db(tracking_uri)
+    if db is not None and not db.exists():  # never let MLflow create a store in place, half-done
+        return None
+    apply_http_defaults()
+    try:
+        found = client(tracking_uri).search_model_versions(f"name='{model_name}'")
+    except Exception as exc:  # MlflowException, OSError or requests errors: no answer either way
+        raise SluiceError(f"MLflow at {tracking_uri} did not answer: {one_line(exc)}") from exc
+    complete = [
+        int(mv.version)
+        for mv in found
+        if (mv.tags or {}).get(tags.RUN_KEY) == run_key
+        and (mv.tags or {}).get(tags.REGISTRATION_COMPLETE) == "true"
+        and (mv.tags or {}).get(tags.EVIDENCE_PASSED) == "true"
+    ]
+    return str(max(complete)) if complete else None

@@ -22,6 +22,7 @@ from typing import Any, TextIO
 from urllib.parse import urlparse
 
 from ml.runners import runkey
+from sluice import scratch
 from sluice.atomic import write_text
 from sluice.digest import sha256_file
 from sluice.errors import SluiceError
@@ -74,6 +75,7 @@ def build_submission(args: SubmitRequest, package_dir: Path | None = None) -> Su
     """Validate arguments, hash the inputs and compile the pipeline for the trainer image."""
     from ml.data.contract import load_contract
     from ml.pipelines.training import compile_pipeline
+    from ml.registry.budget import Budget
     from ml.training.candidates import (
         DEFAULT_HOLDOUT_FRACTION,
         DEFAULT_SEED,
@@ -109,7 +111,7 @@ def build_submission(args: SubmitRequest, package_dir: Path | None = None) -> Su
     }
     key = runkey.run_key({**identity, "policy_sha256": "", "params": params, "image": image})
     out_dir = Path(package_dir) if package_dir else Path(tempfile.mkdtemp(prefix="sluice-submit-"))
-    package = compile_pipeline(out_dir / "training.yaml", base_image=image)
+    package = compile_pipeline(out_dir / "training.yaml", base_image=image, budget=Budget.from_env())
     arguments = {
         "data_uri": str(Path(files["data"]).resolve()),
         "reference_uri": str(Path(files["reference"]).resolve()),
@@ -159,7 +161,7 @@ def submit(
     argument is validated and the package compiled, before the cluster is contacted."""
     out = out or sys.stdout
     check_wait_options(args)
-    with tempfile.TemporaryDirectory(prefix="sluice-submit-") as tmp:
+    with scratch.directory("submit") as tmp:
         submission = build_submission(args, Path(tmp))
         if args.package_out:
             shutil.copyfile(submission.package, args.package_out)

@@ -4,36 +4,75 @@
 so the installed `ml` and `gates` packages are what every task imports (no pip at run time).
 Caching is on; the deterministic steps key on the data's sha256 (the runner keys artifacts by
 path, not content).
+
+Nothing a task makes outlives the run: the runner's workspace and every task's TMPDIR (where the
+runner's `mktemp -d` puts each `ephemeral_component.py`, and the gates their scratch files) are
+inside the run's own scratch directory (`sluice.scratch`), and every task holds the run's
+lifeline (`sluice.lifeline`): it dies, with the model server it may have started, if the run is
+killed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
+from ml.registry.budget import Budget
 from ml.runners.progress import ProgressTap
+from ml.serving.lifecycle import RUN_PID_ENV
+from sluice import lifeline
 
 
-def run_pipeline(arguments: dict[str, Any], pipeline_root: Path, log_path: Path, out: TextIO) -> ProgressTap:
+@contextlib.contextmanager
+def task_environment(scratch: Path) -> Iterator[None]:
+    """While the pipeline runs, tasks get TMPDIR inside `scratch`, the run's lifeline, and the
+    run's pid for the tasks that start servers (`ml.serving.lifecycle.exit_with`)."""
+    tmp = scratch / "tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    names = ("TMPDIR", RUN_PID_ENV)
+    previous = {name: os.environ.get(name) for name in names}
+    os.environ.update({"TMPDIR": str(tmp), RUN_PID_ENV: str(os.getpid())})
+    try:
+        with lifeline.held():
+            yield
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def run_pipeline(
+    arguments: dict[str, Any], pipeline_root: Path, log_path: Path, out: TextIO, scratch: Path
+) -> ProgressTap:
     """Run the pipeline; returns the ProgressTap holding what each task did."""
-    import builtins
-    import logging
-    import warnings
-
     from kfp import local
 
     from ml.pipelines.training import DEFAULT_BASE_IMAGE, build_pipeline
-    from ml.serving.lifecycle import RUN_PID_ENV
 
     local.init(
         runner=local.SubprocessRunner(use_venv=False),
         pipeline_root=str(pipeline_root),
+        workspace_root=str(scratch / "kfp-workspace"),
         raise_on_error=False,
         enable_caching=True,
     )
-    pipeline = build_pipeline(DEFAULT_BASE_IMAGE)
+    pipeline = build_pipeline(DEFAULT_BASE_IMAGE, Budget.from_env())
+    with task_environment(scratch):
+        return _run_tapped(pipeline, arguments, log_path, out)
+
+
+def _run_tapped(pipeline, arguments: dict[str, Any], log_path: Path, out: TextIO) -> ProgressTap:
+    """Run with stdout and logging going through a ProgressTap (one line per step, all in the log)."""
+    import builtins
+    import logging
+    import warnings
+
     root = logging.getLogger()
     # kfp 2.17.0 swaps builtins.print per task and restores it from threads in any order, which
     # can leave an indenting print installed for good; put everything back ourselves.
@@ -47,16 +86,9 @@ def run_pipeline(arguments: dict[str, Any], pipeline_root: Path, log_path: Path,
         root.handlers[:] = [handler]
         root.setLevel(logging.INFO)
         sys.stdout = tap
-        # Tasks that start servers end with this process, even when it is killed (lifecycle.exit_with).
-        saved_pid = os.environ.get(RUN_PID_ENV)
-        os.environ[RUN_PID_ENV] = str(os.getpid())
         try:
             pipeline(**arguments)
         finally:
-            if saved_pid is None:
-                os.environ.pop(RUN_PID_ENV, None)
-            else:
-                os.environ[RUN_PID_ENV] = saved_pid
             sys.stdout, builtins.print = saved[2], saved[3]
             root.setLevel(saved[0])
             root.handlers[:] = saved[1]

@@ -20,10 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from ml.registry.client import artifact_root_for
 from ml.runners import records, runkey
-from ml.runners.local_store import artifact_root_for, prepare_tracking_store
+from ml.runners.local_store import prepare_tracking_store
 from ml.runners.summary import print_summary
-from sluice import paths
+from sluice import paths, scratch
 from sluice.digest import sha256_file
 from sluice.errors import SluiceError
 from sluice.git import code_commit
@@ -215,12 +216,13 @@ def copy_evidence(markers: list[dict], dest: Path) -> Path | None:
 
 def run(request: RunRequest, out: TextIO = sys.stdout) -> Outcome:
     started = time.perf_counter()
+    scratch.sweep(lambda line: out.write(f"sluice: {line}\n"))  # what killed commands left behind
     home = paths.home(request.home).ensure()
     tracking_uri = paths.tracking_uri(home.root, request.tracking_uri)
     # A new SQLite store needs seconds of migrations: start them on the idle core now, while this
-    # process makes, hashes and checks the inputs. (Should those checks fail, the child still
-    # completes the empty store on its own: a half-migrated store would be the worse outcome.)
-    store_init = prepare_tracking_store(tracking_uri, home.root / "logs" / "mlflow-init.log")
+    # process makes, hashes and checks the inputs. (It is built under a temporary name and renamed
+    # into place, so a run that stops before it is done leaves nothing half-built.)
+    store_init = prepare_tracking_store(tracking_uri, home.root / "logs" / "mlflow-init.log", out)
     inputs = resolve_inputs(request, home, out)
     from ml.training.parameters import effective_candidates
 
@@ -263,7 +265,8 @@ def _execute(arguments, record, home, log_path, store_init: subprocess.Popen | N
 
     prepared = time.perf_counter()
     try:
-        tap = run_pipeline(arguments, home.pipeline_root, log_path, out)
+        with scratch.directory("run") as work:  # task TMPDIR and KFP workspace; removed on any exit
+            tap = run_pipeline(arguments, home.pipeline_root, log_path, out, work)
     finally:
         if store_init is not None:
             store_init.wait(timeout=120)

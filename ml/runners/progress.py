@@ -202,4 +202,21 @@ class ProgressTap(io.TextIOBase):
         return found[-1] if found else None
 
     def failures(self) -> list[TaskRecord]:
-        return [t for t in self.tasks if t.status == "FAILURE"]
+        """Tasks whose last attempt failed. An attempt the runner retried (set_retry) and that then
+        succeeded is not a failure: only a task's final attempt decides."""
+        return [t for t in self._last_attempts().values() if t.status == "FAILURE"]
+
+    def retried(self) -> dict[str, int]:
+        """Tasks that succeeded after failed attempts: task name -> failed attempts."""
+        failed: dict[str, int] = {}
+        for task in self.tasks:
+            if task.status == "FAILURE":
+                failed[task.name] = failed.get(task.name, 0) + 1
+        last = self._last_attempts()
+        return {name: n for name, n in failed.items() if last[name].status != "FAILURE"}
+
+    def _last_attempts(self) -> dict[str, TaskRecord]:
+        last: dict[str, TaskRecord] = {}
+        for task in self.tasks:  # in the order they ran: a retry comes after the attempt it repeats
+            last[task.name] = task
+        return last

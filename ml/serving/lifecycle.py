@@ -13,10 +13,8 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
-import select
 import signal
 import sys
-import threading
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
@@ -46,18 +44,8 @@ def exit_with(pid: int) -> None:
     """End this process (SIGTERM to itself) as soon as process `pid` exits, whatever its relation.
 
     PR_SET_PDEATHSIG only watches the direct parent; a pidfd (Linux >= 5.3) watches any process
-    and becomes readable when it exits. Without pidfd support nothing is watched.
+    and becomes readable when it exits (`sluice.lifeline.when_gone`, the one such watcher).
     """
-    try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        os.kill(os.getpid(), signal.SIGTERM)
-        return
-    except (AttributeError, OSError):
-        return
+    from sluice.lifeline import start_ticks, when_gone
 
-    def watch() -> None:
-        select.select([fd], [], [])
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    threading.Thread(target=watch, name=f"exit-with-{pid}", daemon=True).start()
+    when_gone(pid, start_ticks(pid) or 0, lambda: os.kill(os.getpid(), signal.SIGTERM), f"exit-with-{pid}")

@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from sluice import tags
+from sluice import scratch, tags
 from sluice.errors import Refused, SluiceError
 
 
@@ -140,8 +140,6 @@ def _download(tracking_uri: str, run_id: str, artifact: str, dst: Path, what: st
 
 
 def run_model(args: argparse.Namespace) -> int:
-    import tempfile
-
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
@@ -161,7 +159,7 @@ def run_model(args: argparse.Namespace) -> int:
         raise SluiceError(
             f"model {args.model} version {args.version} has no training run to read its holdout from"
         )
-    with tempfile.TemporaryDirectory(prefix="sluice-gate-") as tmp:
+    with scratch.directory("gate") as tmp:
         holdout_path = _download(tracking, version.run_id, "data/holdout.parquet", Path(tmp), "holdout")
         contract_path = _download(tracking, version.run_id, "data/contract.yaml", Path(tmp), "data contract")
         contract = load_contract(contract_path)

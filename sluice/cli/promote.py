@@ -15,8 +15,10 @@ from sluice.cli.promotion_options import (
     git_options,
     mlflow_options,
     pr_opener,
+    print_result,
     review_options,
     signature_trust,
+    sweep_scratch,
     tracking_uri,
 )
 from sluice.errors import SluiceError
@@ -77,11 +79,10 @@ def run_promote(args: argparse.Namespace) -> int:
         raise SluiceError("promote needs --version and --env (or --finalize)")
     tracking = tracking_uri(args)
     opts = promotion.check_options(options(args, tracking))  # bad input fails before network or git
+    sweep_scratch()
+    warn = lambda msg: print(msg, file=sys.stderr)  # noqa: E731 - one line, used twice
     verify = signatures.signature_verifier(
-        args.env,
-        signature_trust(args),
-        allow_insecure_loopback=args.allow_insecure_registry,
-        warn=lambda msg: print(msg, file=sys.stderr),
+        args.env, signature_trust(args), allow_insecure_loopback=args.allow_insecure_registry, warn=warn
     )
     repo = Path(args.repo)
     result = promotion.promote(
@@ -94,8 +95,9 @@ def run_promote(args: argparse.Namespace) -> int:
         branch=args.branch,
         pr_body_path=args.pr_body,
         open_pr=pr_opener(args, repo, args.remote) if args.env == "production" else None,
+        warn=warn,
     )
-    print("\n".join(result.lines()))
+    print_result(result)
     return 0
 
 

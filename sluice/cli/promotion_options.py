@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 from sluice.errors import SluiceError
@@ -43,6 +44,25 @@ def review_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def print_result(result) -> None:
+    """What a promotion did; the note about the pull request only once its body was written."""
+    from sluice.promotion import github
+
+    print("\n".join(result.lines()))
+    if result.pr_body_path is not None and result.pr_url is None:
+        print(
+            f"note: ${github.TOKEN_ENV} not set: pull request body written to {result.pr_body_path}, "
+            "pull request not opened"
+        )
+
+
+def sweep_scratch() -> None:
+    """Remove what killed Sluice commands left in the temp root, naming each path (on stderr)."""
+    from sluice import scratch
+
+    scratch.sweep(lambda line: print(f"sluice: {line}", file=sys.stderr))
+
+
 def tracking_uri(args: argparse.Namespace) -> str:
     from sluice import paths
 
@@ -56,7 +76,6 @@ def pr_opener(args: argparse.Namespace, repo: Path, remote: str):
 
     token = os.environ.get(github.TOKEN_ENV)
     if not token:
-        print(f"note: ${github.TOKEN_ENV} not set: pull request body written, pull request not opened")
         return None
     owner_repo = args.github_repo or github.owner_repo_from_remote(remote_url(repo, remote))
     if not owner_repo:

@@ -6,7 +6,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from sluice.cli.promotion_options import git_options, pr_opener, review_options, signature_trust
+from sluice.cli.promotion_options import (
+    git_options,
+    pr_opener,
+    print_result,
+    review_options,
+    signature_trust,
+    sweep_scratch,
+)
 
 
 def register(subparsers: argparse._SubParsersAction, summary: str) -> None:
@@ -32,11 +39,10 @@ def run_rollback(args: argparse.Namespace) -> int:
     from sluice.promotion.rollback import rollback
 
     repo = Path(args.repo)
+    sweep_scratch()
+    warn = lambda msg: print(msg, file=sys.stderr)  # noqa: E731 - one line, used twice
     verify = signatures.signature_verifier(
-        args.env,
-        signature_trust(args),
-        allow_insecure_loopback=args.allow_insecure_registry,
-        warn=lambda msg: print(msg, file=sys.stderr),
+        args.env, signature_trust(args), allow_insecure_loopback=args.allow_insecure_registry, warn=warn
     )
     body = args.pr_body or home(args.home).root / "promotions" / f"{args.model}-rollback-production.md"
     result = rollback(
@@ -48,6 +54,7 @@ def run_rollback(args: argparse.Namespace) -> int:
         branch=args.branch,
         pr_body_path=body,
         open_pr=pr_opener(args, repo, args.remote) if args.env == "production" else None,
+        warn=warn,
     )
-    print("\n".join(result.lines()))
+    print_result(result)
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sluice.cli.promotion_options import git_options, mlflow_options, tracking_uri
+from sluice.cli.promotion_options import git_options, mlflow_options, sweep_scratch, tracking_uri
 
 
 def register(subparsers: argparse._SubParsersAction, summary: str) -> None:
@@ -34,6 +34,7 @@ def register(subparsers: argparse._SubParsersAction, summary: str) -> None:
 def run_status(args: argparse.Namespace) -> int:
     from sluice.promotion import status
 
+    sweep_scratch()
     result = status.collect(
         Path(args.repo),
         tracking_uri=tracking_uri(args),

@@ -37,6 +37,7 @@ def apply_change(
     env: str,
     make_text: Callable[[overlay.OverlayState | None], str],
     verify: Verifier,
+    warn: Callable[[str], None] = print,
 ) -> Applied | None:
     """Write the overlay file in the checkout, render, verify; None when nothing would change."""
     rel = overlay.relative_overlay_file(model, env)
@@ -46,7 +47,7 @@ def apply_change(
             f"no overlay apps/{model}/overlays/{env}/kustomization.yaml in the tree being promoted"
         )
     path = co.path / rel
-    current = overlay.read(path, rel)
+    current = current_state(co, rel, warn)
     text = make_text(current)
     new = overlay.parse(text, rel)
     if current is not None and current.identity() == new.identity():
@@ -70,6 +71,17 @@ def apply_change(
     verify(rendered.effective_image)
     checkpoint("after-render")
     return Applied(rel=rel, diff=co.diff(rel), rendered=rendered, state=new)
+
+
+def current_state(co: Checkout, rel: str, warn: Callable[[str], None]) -> overlay.OverlayState | None:
+    """What the checkout's overlay file says. The file is machine-owned: when it is malformed (hand
+    edited, truncated) it is regenerated whole, with a warning naming the commit that broke it."""
+    try:
+        return overlay.read(co.path / rel, rel)
+    except overlay.MalformedOverlay as exc:
+        commit = co.last_change(rel)[:12]
+        warn(f"warning: {exc} (as of commit {commit}); regenerating it whole (the file is machine-owned)")
+        return None
 
 
 def commit_message(subject: str, body: list[str], trailers: dict[str, str]) -> str:

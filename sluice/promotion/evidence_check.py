@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from sluice import tags
-from sluice.errors import SluiceError
+from sluice.errors import Refused, SluiceError
 
 EVIDENCE_DIR = "evidence"
 EVIDENCE_FILE = "evidence/model-evidence.json"  # the one evidence file of versions gated before attempts
@@ -100,14 +100,14 @@ def _recorded_digest(what: str, found: dict[str, str], run_id: str | None) -> st
     """The digest a passing gate recorded on the version, or why there is none to trust."""
     passed, digest_tag = tags.EVIDENCE_PASSED, tags.EVIDENCE_SHA256
     if passed not in found:
-        raise SluiceError(f"{what} has no gate evidence (tag {passed} missing): run the model gate first")
+        raise Refused(f"{what} has no gate evidence (tag {passed} missing): run the model gate first")
     if found[passed].strip().lower() != "true":
-        raise SluiceError(f"{what} failed its gate ({passed}={found[passed]}): refusing to promote")
+        raise Refused(f"{what} failed its gate ({passed}={found[passed]}): refusing to promote")
     recorded = (found.get(digest_tag) or "").strip().lower()
     if not _HEX64.match(recorded):
-        raise SluiceError(f"{what} has no valid evidence digest (tag {digest_tag} missing or malformed)")
+        raise Refused(f"{what} has no valid evidence digest (tag {digest_tag} missing or malformed)")
     if not run_id:
-        raise SluiceError(f"{what} has no run: its evidence artifacts cannot be found")
+        raise Refused(f"{what} has no run: its evidence artifacts cannot be found")
     return recorded
 
 
@@ -115,23 +115,23 @@ def check_document(what: str, data: bytes, recorded: str, model: str, version: s
     """The evidence bytes must be the recorded digest's, say passed, and be about this version."""
     actual = hashlib.sha256(data).hexdigest()
     if actual != recorded:
-        raise SluiceError(
+        raise Refused(
             f"{what}: evidence file sha256 {actual[:12]}… does not match the recorded {tags.EVIDENCE_SHA256} "
             f"{recorded[:12]}… (evidence changed after the gate ran)"
         )
     try:
         evidence = json.loads(data)
     except ValueError as exc:
-        raise SluiceError(f"{what}: evidence file is not valid JSON") from exc
+        raise Refused(f"{what}: evidence file is not valid JSON") from exc
     if not isinstance(evidence, dict) or evidence.get("passed") is not True:
-        raise SluiceError(f"{what}: evidence document does not say passed: true")
+        raise Refused(f"{what}: evidence document does not say passed: true")
     if evidence.get("kind") not in (None, "model"):
-        raise SluiceError(f"{what}: evidence is of kind {evidence.get('kind')!r}, expected model evidence")
+        raise Refused(f"{what}: evidence is of kind {evidence.get('kind')!r}, expected model evidence")
     subject = evidence.get("subject") or {}
     if subject.get("model") not in (None, model):
-        raise SluiceError(f"{what}: evidence is about model {subject.get('model')!r}")
+        raise Refused(f"{what}: evidence is about model {subject.get('model')!r}")
     if subject.get("version") not in (None, "", version, int(version)):
-        raise SluiceError(f"{what}: evidence is about version {subject.get('version')!r}")
+        raise Refused(f"{what}: evidence is about version {subject.get('version')!r}")
     return evidence
 
 
@@ -143,7 +143,8 @@ def load_candidate(
     artifact_root: str = DEFAULT_ARTIFACT_ROOT,
     allow_local_uri: bool = False,
 ) -> Candidate:
-    """The version's immutable URI and verified passing evidence, or SluiceError saying what is missing."""
+    """The version's immutable URI and verified passing evidence. Refused (exit 1) when the
+    evidence says no or cannot be trusted; SluiceError (exit 2) when MLflow cannot tell."""
     what = f"model {model} version {version}"
     mlflow_call(f"registered model {model}", client.get_registered_model, model)
     mv = mlflow_call(what, client.get_model_version, model, version)
@@ -155,7 +156,7 @@ def load_candidate(
     )
     names = {f.path for f in files if not f.is_dir}
     if artifact not in names:
-        raise SluiceError(f"{what}: evidence artifact {artifact} missing from run {mv.run_id}")
+        raise Refused(f"{what}: evidence artifact {artifact} missing from run {mv.run_id}")
     target = download_dir / f"{model}-v{version}"
     target.mkdir(parents=True, exist_ok=True)
     local = Path(
@@ -193,7 +194,7 @@ def evidence_artifact(what: str, version_tags: dict[str, str]) -> str:
     artifact = (version_tags.get(tags.EVIDENCE_ARTIFACT) or EVIDENCE_FILE).strip()
     parts = artifact.split("/")
     if parts[0] != EVIDENCE_DIR or not artifact.endswith(".json") or {"", ".", ".."} & set(parts):
-        raise SluiceError(
+        raise Refused(
             f"{what}: tag {tags.EVIDENCE_ARTIFACT}={artifact!r} is not an evidence/….json path"
         )
     return artifact

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sluice import tags
-from sluice.errors import SluiceError
+from sluice.errors import Refused, SluiceError
 from sluice.promotion import overlay
 from sluice.promotion.evidence_check import client_for, mlflow_call
 from sluice.promotion.gitops import clone_branch, repo_top
@@ -48,11 +48,11 @@ def finalize(
     mv = mlflow_call(f"model {model} version {version}", client.get_model_version, model, version)
     found = dict(mv.tags or {})
     if found.get(tags.EVIDENCE_PASSED, "").lower() != "true":
-        raise SluiceError(
+        raise Refused(
             f"production holds {model} v{version} but its evidence did not pass: not making it champion"
         )
     if state.evidence_sha256 and found.get(tags.EVIDENCE_SHA256) != state.evidence_sha256:
-        raise SluiceError(
+        raise Refused(
             f"production overlay records evidence {state.evidence_sha256[:12]}… but MLflow's "
             f"{tags.EVIDENCE_SHA256} for v{version} is {str(found.get(tags.EVIDENCE_SHA256))[:12]}…: "
             "registry and git disagree"

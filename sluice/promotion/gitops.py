@@ -3,28 +3,31 @@
 The user's repository is only ever read (as the clone's object source) or pushed into as a
 remote: its working tree, index and current branch are never touched, so a promotion can run
 while someone edits files, and a promotion killed at any instant leaves nothing half-done
-there. On the remote the only write is `git push`, which moves a ref atomically.
+there. On the remote the only write is `git push`, which moves a ref atomically. The clone lives
+in Sluice's temp root (`sluice.scratch`): removed on every exit, swept by the next command if
+the promotion was killed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from sluice import scratch
 from sluice.errors import SluiceError
 from sluice.git import git, last_line
+from sluice.promotion.hooks import checkpoint
 
-TEMP_PREFIX = "sluice-promote-"
+SCRATCH_KIND = "promote"
 
 
 class PushRejected(Exception):
-    """The remote refused a ref update because it moved (non-fast-forward or stale lease)."""
+    """The remote refused a ref update: it moved (non-fast-forward, stale lease) or said no
+    (a hook, branch protection); the message carries the remote's own words."""
 
 
 def repo_top(path: Path) -> Path:
@@ -68,6 +71,10 @@ class Checkout:
     def head(self) -> str:
         return self.git("rev-parse", "HEAD").stdout.strip()
 
+    def last_change(self, path: str) -> str:
+        """The commit that last touched `path` at HEAD (what broke it, when it is broken)."""
+        return self.git("log", "-1", "--format=%H", "HEAD", "--", path).stdout.strip() or self.head()
+
     def show(self, rev: str, path: str) -> str | None:
         out = self.git("show", f"{rev}:{path}", check=False)
         return out.stdout if out.returncode == 0 else None
@@ -110,20 +117,20 @@ class Checkout:
         out = self.git(*args, check=False)
         if out.returncode == 0:
             return
-        # --porcelain: one line per ref, flag "!" when the remote refused that ref update.
+        # --porcelain: one line per ref, flag "!" when the remote refused that ref update; what a
+        # hook printed arrives on stderr as "remote: ..." lines.
         refused = [line.split("\t")[-1] for line in out.stdout.splitlines() if line.startswith("!")]
+        said = [line[7:].strip() for line in out.stderr.splitlines() if line.startswith("remote:")]
+        said = [line for line in said if line]
         if refused:
-            raise PushRejected("; ".join(refused))
+            raise PushRejected("; ".join(refused) + (f": {' / '.join(said)}" if said else ""))
         raise SluiceError(f"git push to {branch} failed: {last_line(out)}")
 
 
 @contextlib.contextmanager
 def _tempdir() -> Iterator[Path]:
-    base = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX))
-    try:
+    with scratch.directory(SCRATCH_KIND) as base:
         yield base
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -150,6 +157,7 @@ def clone_branch(repo: Path, remote: str, branch: str) -> Iterator[Checkout]:
             if "not found in upstream" in out.stderr or "Remote branch" in out.stderr:
                 raise SluiceError(f"branch {branch!r} does not exist on remote {remote!r} ({url})")
             raise SluiceError(f"cannot clone {url}: {last_line(out)}")
+        checkpoint("after-clone")
         yield Checkout(work, identity_args(repo))
 
 
@@ -161,4 +169,5 @@ def clone_commit(repo: Path, commit: str) -> Iterator[Checkout]:
         git(base, "clone", "--quiet", "--shared", "--no-checkout", "--no-tags", str(repo), str(work))
         checkout = Checkout(work, identity_args(repo))
         checkout.git("checkout", "--quiet", "--detach", commit)
+        checkpoint("after-clone")
         yield checkout

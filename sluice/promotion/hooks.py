@@ -1,32 +1,14 @@
-"""Named pause points inside a promotion, so tests can stop a real process exactly there.
+"""The named pause points inside a promotion (the mechanism is `sluice.checkpoints`).
 
-A test sets SLUICE_TEST_PAUSE_AT=<point>[,<point>...] and SLUICE_TEST_PAUSE_DIR=<dir>. On first
-reaching a listed point the process creates a FIFO `<dir>/<pid>.<point>.go`, announces itself
-with `<dir>/<pid>.<point>.reached`, and blocks until the test writes a line into the FIFO. That is
-a barrier without sleeps: two racing promotions are released together, and a kill lands while a
-process is provably inside the step under test. Unset, a checkpoint costs one dict lookup.
+after-clone: the temporary clone exists, nothing is decided yet; after-write: the overlay file is
+written in the clone; after-render: it rendered and the image was verified; after-commit /
+before-push: committed in the clone; after-push: the remote holds the commit.
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
+from sluice.checkpoints import ENV_DIR, ENV_POINTS, checkpoint
 
-ENV_POINTS = "SLUICE_TEST_PAUSE_AT"
-ENV_DIR = "SLUICE_TEST_PAUSE_DIR"
-POINTS = ("after-write", "after-render", "after-commit", "before-push", "after-push")
+POINTS = ("after-clone", "after-write", "after-render", "after-commit", "before-push", "after-push")
 
-_passed: set[str] = set()
-
-
-def checkpoint(point: str) -> None:
-    wanted = os.environ.get(ENV_POINTS)
-    if not wanted or point in _passed or point not in wanted.split(","):
-        return
-    _passed.add(point)
-    directory = Path(os.environ.get(ENV_DIR, "."))
-    fifo = directory / f"{os.getpid()}.{point}.go"
-    os.mkfifo(fifo)
-    (directory / f"{os.getpid()}.{point}.reached").touch()
-    with open(fifo, encoding="utf-8") as gate:  # blocks until the test opens it for writing
-        gate.readline()
+__all__ = ["ENV_DIR", "ENV_POINTS", "POINTS", "checkpoint"]

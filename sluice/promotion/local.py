@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from sluice import paths
-from sluice.errors import SluiceError
+from sluice.errors import Refused, SluiceError
 from sluice.git import git, work_tree
 from sluice.promotion.change import Applied, apply_change, message_maker, overlay_text_maker, promotion_branch
 from sluice.promotion.evidence_check import client_for, load_candidate
@@ -160,7 +160,7 @@ def promote_to_local_branch(
     make = overlay_text_maker(opts, cand)
     message = message_maker(opts, cand)
     with clone_commit(repo, head) as co:
-        applied = apply_change(co, opts.model, opts.env, make, verify)
+        applied = apply_change(co, opts.model, opts.env, make, verify, warn)
         if applied is None:
             held = f"{opts.model} v{opts.version}"
             result.message = f"HEAD's {opts.env} overlay already holds {held}: no commit"
@@ -173,10 +173,16 @@ def promote_to_local_branch(
 def _commit_to_branch(
     co: Checkout, branch: str, applied: Applied, message: Callable[[Applied], str], result: PromotionResult
 ) -> None:
-    """Create `branch` in the user's repository (compare-and-swap), or reuse it if it holds this change."""
+    """Create `branch` in the user's repository (compare-and-swap), or reuse it if it holds this
+    change; a branch holding anything else is someone's work, never overwritten."""
     what = f"{result.model} v{result.version}"
     existing = co.remote_sha(branch)
-    if existing is not None and branch_holds(co, existing, branch, applied):
+    if existing is not None:
+        if not branch_holds(co, existing, branch, applied):
+            raise Refused(
+                f"branch {branch} ({existing[:12]}) holds a different change than {what} with this image: "
+                f"delete it (git branch -D {branch}) to promote again"
+            )
         result.commit, result.changed, result.branch = existing, True, branch
         result.message = f"branch {branch} already holds {what} ({existing[:12]})"
         return

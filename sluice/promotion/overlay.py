@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from sluice.errors import SluiceError
+from sluice.errors import Refused, SluiceError
 
 FILE_NAME = "model-version.yaml"
 ENVIRONMENTS = ("staging", "production")
@@ -80,8 +80,9 @@ def is_pinned(image: str) -> bool:
 
 
 def require_pinned(image: str, what: str = "image") -> str:
+    """Refused (exit 1), not a usage error: an image that is not pinned by digest never ships."""
     if not is_pinned(image):
-        raise SluiceError(f"{what} {image!r} is not pinned by digest: expected REF@sha256:<64 hex>")
+        raise Refused(f"{what} {image!r} is not pinned by digest: expected REF@sha256:<64 hex>")
     return image
 
 
@@ -183,13 +184,27 @@ class OverlayState:
         return (self.model, self.version, self.model_uri, self.image, self.evidence_sha256, self.traffic)
 
 
+class MalformedOverlay(SluiceError):
+    """The file is not an InferenceService patch Sluice wrote (broken YAML, empty, a list, another
+    kind). It is machine-owned, so promotion regenerates it; readers name it and carry on."""
+
+
 def parse(text: str, shown_as: str) -> OverlayState:
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise SluiceError(f"{shown_as}: not valid YAML ({str(exc).splitlines()[0]})") from exc
+        raise MalformedOverlay(f"{shown_as}: not valid YAML ({str(exc).splitlines()[0]})") from exc
     if not isinstance(doc, dict) or doc.get("kind") != "InferenceService":
-        raise SluiceError(f"{shown_as}: expected an InferenceService patch")
+        found = "empty" if doc is None else (f"a {doc.get('kind')}" if isinstance(doc, dict) else
+                                             f"a YAML {type(doc).__name__}")  # fmt: skip
+        raise MalformedOverlay(f"{shown_as}: expected an InferenceService patch, found {found}")
+    try:
+        return _state(doc)
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise MalformedOverlay(f"{shown_as}: malformed InferenceService patch ({exc})") from exc
+
+
+def _state(doc: dict[str, Any]) -> OverlayState:
     meta = doc.get("metadata") or {}
     ann = meta.get("annotations") or {}
     predictor = ((doc.get("spec") or {}).get("predictor")) or {}

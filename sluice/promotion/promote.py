@@ -82,6 +82,7 @@ def promote(
     pr_body_path: Path | None = None,
     open_pr: Callable[[str, str, str, str], str] | None = None,
     finalize_hint: str | None = None,
+    warn: Callable[[str], None] = print,
 ) -> PromotionResult:
     """Promote through the remote: staging straight to `branch`, production as a review branch."""
     opts = check_options(opts)
@@ -94,29 +95,46 @@ def promote(
     message = message_maker(opts, cand)
 
     def apply(co: Checkout) -> Applied | None:
-        return apply_change(co, opts.model, opts.env, make, verify)
+        return apply_change(co, opts.model, opts.env, make, verify, warn)
 
     with clone_branch(repo, remote, branch) as co:
         if opts.env == "staging":
             push_to_target(co, branch, apply, message, result)
         else:
-            label = f"v{opts.version}" + (f"-traffic-{opts.traffic}" if opts.traffic is not None else "")
-            push_review_branch(co, promotion_branch(opts.model, label), apply, message, result)
+            review = promotion_branch(opts.model, review_label(opts))
+            push_review_branch(co, branch, review, apply, message, result)
     if not result.changed:
         result.message = (
             f"{opts.env} already holds {opts.model} v{opts.version} on {branch}: nothing to commit"
         )
-        return result
-    if opts.env == "staging":
+    elif opts.env == "staging":
         retried = (
             f" (after {result.attempts} attempts: {branch} moved meanwhile)" if result.attempts > 1 else ""
         )
         where = f"{result.commit[:12]} pushed to {branch}{retried}"
         result.message = f"promoted {opts.model} v{opts.version} to staging: {where}"
-        return result
-    mlflow_url, evidence_url = ui_links(opts.mlflow_ui_url, cand)
+    else:
+        body_path = pr_body_path or download_dir / f"{opts.model}-v{opts.version}-production.md"
+        _review(result, opts, cand, body_path, open_pr, finalize_hint)
+    return result
+
+
+def review_label(opts: PromoteOptions) -> str:
+    return f"v{opts.version}" + (f"-traffic-{opts.traffic}" if opts.traffic is not None else "")
+
+
+def _review(
+    result: PromotionResult,
+    opts: PromoteOptions,
+    cand: Candidate,
+    body_path: Path,
+    open_pr: Callable[[str, str, str, str], str] | None,
+    finalize_hint: str | None,
+) -> None:
+    """The pushed review branch's pull request: its body written (and, with a token, opened)."""
     from sluice.promotion.markdown import pull_request_body
 
+    mlflow_url, evidence_url = ui_links(opts.mlflow_ui_url, cand)
     body = pull_request_body(
         model=opts.model,
         version=opts.version,
@@ -131,16 +149,11 @@ def promote(
         evidence=cand.evidence,
         finalize_command=finalize_hint or f"sluice promote --finalize --model {opts.model} --env production",
     )
-    _write_pr(result, pr_body_path or download_dir / f"{opts.model}-v{opts.version}-production.md", body)
+    write_text(body_path, body)
+    result.pr_body_path = body_path
     if open_pr is not None:
-        result.pr_url = open_pr(result.branch or "", branch, result.subject, body)
+        result.pr_url = open_pr(result.branch or "", result.target_branch, result.subject, body)
     result.message = (
-        f"pushed {result.branch} ({result.commit[:12]}) for review; {branch} is unchanged until the pull "
-        "request is merged"
+        f"pushed {result.branch} ({(result.commit or '')[:12]}) for review; {result.target_branch} is "
+        "unchanged until the pull request is merged"
     )
-    return result
-
-
-def _write_pr(result: PromotionResult, path: Path, body: str) -> None:
-    write_text(path, body)
-    result.pr_body_path = path

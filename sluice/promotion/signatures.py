@@ -63,7 +63,10 @@ def signature_verifier(
     allow_insecure_loopback: bool = False,
     warn: Callable[[str], None] = print,
 ) -> Verifier:
-    """Production: signature + passing gate-evidence attestation, a signer required. Staging: when given."""
+    """Production: signature + passing gate-evidence attestation, a signer required. Staging: when given.
+
+    A verdict against the image (unsigned, no attestation, failed evidence) is Refused, exit 1; no
+    signer to check it with (usage) or a registry that cannot be reached is an error, exit 2."""
 
     def verify(image: str) -> None:
         if trust is None:

@@ -18,7 +18,7 @@ from sluice.errors import SluiceError
 from sluice.promotion import overlay
 from sluice.promotion.evidence_check import client_for
 from sluice.promotion.finalize import CHALLENGER, CHAMPION
-from sluice.promotion.gitops import clone_branch, repo_top
+from sluice.promotion.gitops import Checkout, clone_branch, repo_top
 
 ARGOCD_TOKEN_ENV = "ARGOCD_AUTH_TOKEN"  # noqa: S105 - the variable's name, not a token
 
@@ -44,15 +44,28 @@ class Status:
     registry: dict[str, dict[str, str]]  # model -> alias -> version
 
 
-def read_overlays(root: Path) -> dict[str, dict[str, overlay.OverlayState]]:
+def read_overlays(co: Checkout) -> tuple[dict[str, dict[str, overlay.OverlayState]], list[str]]:
+    """Every overlay's state, and one line per file that does not parse (with the commit that
+    last changed it): a broken machine-owned file is reported, never a reason to stop."""
     found: dict[str, dict[str, overlay.OverlayState]] = {}
-    for path in sorted((root / "apps").glob(f"*/overlays/*/{overlay.FILE_NAME}")):
+    unreadable = []
+    for path in sorted((co.path / "apps").glob(f"*/overlays/*/{overlay.FILE_NAME}")):
         model, env = path.parts[-4], path.parts[-2]
-        if env in overlay.ENVIRONMENTS:
-            state = overlay.read(path, str(path.relative_to(root)))
-            if state is not None:
-                found.setdefault(model, {})[env] = state
-    return found
+        if env not in overlay.ENVIRONMENTS:
+            continue
+        rel = path.relative_to(co.path).as_posix()
+        try:
+            state = overlay.read(path, rel)
+        except overlay.MalformedOverlay as exc:
+            why = str(exc).split(": ", 1)[-1]
+            unreadable.append(
+                f"{rel} is unreadable as of commit {co.last_change(rel)[:12]} ({why}): "
+                f"promote a version to {env} to regenerate it"
+            )
+            continue
+        if state is not None:
+            found.setdefault(model, {})[env] = state
+    return found, unreadable
 
 
 def mismatches_for(
@@ -99,13 +112,13 @@ def collect(
     argocd_app: str = "sluice-{env}",
 ) -> Status:
     with clone_branch(repo_top(repo), remote, branch) as co:
-        overlays = read_overlays(co.path)
-    if not overlays:
+        overlays, unreadable = read_overlays(co)
+    if not overlays and not unreadable:
         raise SluiceError(f"no apps/<model>/overlays/<env>/{overlay.FILE_NAME} on {remote}/{branch}")
     client = client_for(tracking_uri)
     from mlflow.exceptions import MlflowException
 
-    rows, problems, registry = [], [], {}
+    rows, problems, registry = [], list(unreadable), {}
     for model, states in overlays.items():
         try:
             aliases = {k: str(v) for k, v in (client.get_registered_model(model).aliases or {}).items()}

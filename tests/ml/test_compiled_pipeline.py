@@ -109,3 +109,19 @@ def test_candidates_fan_out_and_are_collected():
     assert len(loops) == 1
     select_inputs = _all_tasks(ir)["select-best"]["inputs"]
     assert "models" in select_inputs["artifacts"] and "summaries" in select_inputs["parameters"]
+
+
+def test_every_step_that_talks_to_mlflow_carries_the_stated_budget():
+    """#14: an MLflow outage costs a bounded time. The HTTP budget travels with each MLflow step
+    (locally and on a cluster) and the retried steps back off 5, 10, 20 s (ml/registry/budget.py)."""
+    from ml.registry.budget import DEFAULT_STEP_BACKOFF_S, DEFAULT_STEP_RETRIES, HTTP_DEFAULTS
+
+    ir = _ir()
+    executors = ir["deploymentSpec"]["executors"]
+    for step in ("log-candidate", "model-gate", "register-challenger", "record-rejection"):
+        env = {e["name"]: e["value"] for e in executors[f"exec-{step}"]["container"].get("env", [])}
+        assert env == HTTP_DEFAULTS, step
+    for step in ("log-candidate", "register-challenger", "record-rejection"):
+        policy = _all_tasks(ir)[step]["retryPolicy"]
+        assert policy["maxRetryCount"] == DEFAULT_STEP_RETRIES
+        assert policy["backoffDuration"] == f"{DEFAULT_STEP_BACKOFF_S}s" and policy["backoffFactor"] == 2

@@ -66,6 +66,20 @@ def test_progress_tap_prints_one_line_per_task_from_concurrent_threads():
     assert "some streamed log" in log.getvalue()
 
 
+def test_an_attempt_the_runner_retried_successfully_is_not_a_failure():
+    """#14 break 2: `set_retry` runs a task again after a failed attempt; only the last one counts."""
+    tap = ProgressTap(io.StringIO(), io.StringIO())
+    for line in _kfp_lines("log-candidate", None, "FAILURE"):
+        tap.write(line)
+    tap.write("INFO - Task log-candidate failed (attempt 1/4). Retrying in 5.0s...\n")
+    for line in _kfp_lines("log-candidate", {"step": "log", "run_id": "abc", "seconds": 1}):
+        tap.write(line)
+    for line in _kfp_lines("register-challenger", None, "FAILURE"):  # failed for good
+        tap.write(line)
+    assert [t.name for t in tap.failures()] == ["register-challenger"]
+    assert tap.retried() == {"log-candidate": 1}
+
+
 def _toy_packages(root, monkeypatch):
     """Two packages on sys.path: `toytrain.entry` imports `toygates.judge`; `toygates.lint` is unused."""
     (root / "toytrain").mkdir()

@@ -11,7 +11,7 @@ import textwrap
 
 import pytest
 
-from sluice.errors import SluiceError
+from sluice.errors import Refused
 from sluice.promotion import overlay
 from sluice.promotion.local import promote_to_local_branch
 from sluice.promotion.result import PromotionResult
@@ -55,7 +55,7 @@ def test_commits_onto_a_local_branch_leaving_the_work_tree_alone(gitops, registr
 
 def test_a_failing_gate_makes_no_branch(gitops, registry, tmp_path):
     version = registry.v(registry.a, "failed")
-    with pytest.raises(SluiceError, match="failed its gate"):
+    with pytest.raises(Refused, match="failed its gate"):
         promote_to_local_branch(
             gitops.user, registry.a, version, tracking_uri=registry.url, home=tmp_path / "h"
         )

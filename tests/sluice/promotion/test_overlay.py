@@ -8,7 +8,7 @@ import json
 import pytest
 import yaml
 
-from sluice.errors import SluiceError
+from sluice.errors import Refused, SluiceError
 from sluice.promotion import github, overlay
 
 IMAGE = "ghcr.io/acme/sluice-serving@sha256:" + "ab" * 32
@@ -55,7 +55,7 @@ def test_links_do_not_change_identity_but_the_version_does():
     "image", ["ghcr.io/acme/serving:1.0", "ghcr.io/acme/serving@sha256:abc", "ghcr.io/acme/serving"]
 )
 def test_unpinned_images_are_refused(image):
-    with pytest.raises(SluiceError, match="not pinned by digest"):
+    with pytest.raises(Refused, match="not pinned by digest"):
         overlay.render(overlay.ModelVersionSpec(**{**SPEC.__dict__, "image": image}))
 
 

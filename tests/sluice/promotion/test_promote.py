@@ -131,17 +131,17 @@ def test_image_is_written_pinned_and_carried_over_by_later_promotions(gitops, re
 
 
 @pytest.mark.parametrize(
-    ("label", "words"),
+    ("label", "error", "words"),
     [
-        ("failed", "failed its gate"),
-        ("none", "has no gate evidence"),
-        ("tampered", "does not match the recorded"),
-        ("999", "not found in the MLflow registry"),
+        ("failed", Refused, "failed its gate"),
+        ("none", Refused, "has no gate evidence"),
+        ("tampered", Refused, "does not match the recorded"),
+        ("999", SluiceError, "not found in the MLflow registry"),
     ],
 )
-def test_refuses_without_passing_verified_evidence(gitops, registry, tmp_path, label, words):
+def test_refuses_without_passing_verified_evidence(gitops, registry, tmp_path, label, error, words):
     tip = gitops.remote_sha()
-    with pytest.raises(SluiceError, match=words):
+    with pytest.raises(error, match=words):
         do_promote(gitops, registry, tmp_path, registry.a, label)
     assert gitops.remote_sha() == tip
 
@@ -166,7 +166,7 @@ def test_cli_refuses_an_unpinned_image_with_one_line(gitops, registry, capsys):
         ]
     )
     err = capsys.readouterr().err.strip()
-    assert code == 2
+    assert code == 1  # a refusal: an image not pinned by digest never ships
     assert err.count("\n") == 0 and "--image 'ghcr.io/acme/serving:1.0' is not pinned by digest" in err
     assert gitops.remote_sha() == tip
 
@@ -287,7 +287,7 @@ def test_rollback_restores_the_previous_version_and_never_bounces_back(gitops, r
     assert gitops.remote_file(overlay.relative_overlay_file(a, "staging")) == v1_text  # byte for byte
     assert f"Sluice-Rolled-Back-From: {v2}" in git(gitops.remote, "log", "-1", "--format=%B")
 
-    with pytest.raises(SluiceError, match="no earlier promoted version"):
+    with pytest.raises(Refused, match="no readable earlier version"):
         rollback(gitops.user, a, "staging", verify=verify)  # v2 was rolled back from: not a target
 
     do_promote(gitops, registry, tmp_path, a, "good3")
@@ -394,7 +394,7 @@ def test_a_push_refused_by_the_remote_is_reported_not_retried(gitops, registry, 
     hook.write_text("#!/bin/sh\necho 'main is protected' >&2\nexit 1\n")
     hook.chmod(0o755)
     tip = gitops.remote_sha()
-    with pytest.raises(SluiceError, match="the remote refused the push to main"):
+    with pytest.raises(Refused, match=r"the remote refused the push to main: .*main is protected"):
         do_promote(gitops, registry, tmp_path, registry.a, "good1")
     assert gitops.remote_sha() == tip
 
