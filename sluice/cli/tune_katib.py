@@ -19,7 +19,7 @@ def _trainer_image(args: argparse.Namespace, root: Path, model: str) -> str:
     from sluice.promotion import overlay
 
     if args.trainer_image:
-        return overlay.require_pinned(args.trainer_image, "--trainer-image")
+        return overlay.require_pinned(args.trainer_image, "--trainer-image", error=SluiceError)
     rel = overlay.relative_overlay_file(model, "staging")
     state = overlay.read(root / rel, rel)
     if state is None or not state.trainer_image:

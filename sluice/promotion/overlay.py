@@ -79,10 +79,12 @@ def is_pinned(image: str) -> bool:
     return bool(_PINNED.match(image or ""))
 
 
-def require_pinned(image: str, what: str = "image") -> str:
-    """Refused (exit 1), not a usage error: an image that is not pinned by digest never ships."""
+def require_pinned(image: str, what: str = "image", error: type[SluiceError] = Refused) -> str:
+    """Refused (exit 1) by default: an image that is not pinned by digest never ships. Verbs that only
+    take the image as an argument to look up or render (trace, tune) pass `error=SluiceError`: for
+    them it is bad input (exit 2)."""
     if not is_pinned(image):
-        raise Refused(f"{what} {image!r} is not pinned by digest: expected REF@sha256:<64 hex>")
+        raise error(f"{what} {image!r} is not pinned by digest: expected REF@sha256:<64 hex>")
     return image
 
 

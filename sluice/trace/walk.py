@@ -54,7 +54,7 @@ def check_request(req: Request) -> Request:
     if req.image:
         if req.model or req.env or req.version:
             raise SluiceError("trace IMAGE@sha256:… takes no --model, --env or --version")
-        overlay.require_pinned(req.image, "image")
+        overlay.require_pinned(req.image, "image", error=SluiceError)
         return req
     if not req.model:
         raise SluiceError("trace needs --model with --env or --version, or an IMAGE@sha256:… to find")
