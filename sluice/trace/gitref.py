@@ -200,10 +200,12 @@ def promotion_history(co: Checkout, model: str) -> list[dict[str, str]]:
 
 
 def overlays_at(co: Checkout) -> dict[str, dict[str, overlay.OverlayState]]:
-    """Every overlay file at the checkout: model -> environment -> state (`sluice status`'s reader)."""
+    """Every readable overlay file at the checkout: model -> environment -> state (`sluice status`'s
+    reader; a file that does not parse is left out here and named by the overlay hop itself)."""
     from sluice.promotion.status import read_overlays
 
-    return read_overlays(co.path)
+    overlays, _unreadable = read_overlays(co)
+    return overlays
 
 
 def holding(sha: str, *repos: Path) -> Path | None:
