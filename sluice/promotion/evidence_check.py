@@ -15,6 +15,8 @@ import hashlib
 import json
 import os
 import re
+import shutil
+import tempfile
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,6 +137,20 @@ def check_document(what: str, data: bytes, recorded: str, model: str, version: s
     return evidence
 
 
+def _download(client, run_id: str, artifact: str, target: Path, what: str) -> Path:
+    """Download into a private directory, then move the file into `target` in one rename: two
+    promotions of the same version share `target`, and neither may read the other's half-written file."""
+    private = Path(tempfile.mkdtemp(prefix=".download-", dir=target))
+    try:
+        got = Path(mlflow_call(what, client.download_artifacts, run_id, artifact, str(private)))
+        final = target / got.relative_to(private)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(got, final)
+        return final
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+
+
 def load_candidate(
     client,
     model: str,
@@ -159,18 +175,14 @@ def load_candidate(
         raise Refused(f"{what}: evidence artifact {artifact} missing from run {mv.run_id}")
     target = download_dir / f"{model}-v{version}"
     target.mkdir(parents=True, exist_ok=True)
-    local = Path(
-        mlflow_call("evidence download", client.download_artifacts, mv.run_id, artifact, str(target))
-    )
+    local = _download(client, mv.run_id, artifact, target, "evidence download")
     evidence = check_document(what, local.read_bytes(), recorded, model, version)
     beside = artifact.removesuffix(".json") + ".html"
     html = [beside] if beside in names else sorted(n for n in names if n.endswith(".html"))
     report_artifact, report_path = artifact, local
     if html:
         report_artifact = html[0]
-        report_path = Path(
-            mlflow_call("report download", client.download_artifacts, mv.run_id, html[0], str(target))
-        )
+        report_path = _download(client, mv.run_id, html[0], target, "report download")
     run = mlflow_call(f"run {mv.run_id}", client.get_run, mv.run_id)
     raw = mlflow_call(f"{what} download URI", client.get_model_version_download_uri, model, version)
     return Candidate(
